@@ -1,0 +1,140 @@
+"""Settings, read from the environment (or `.env`) with django-environ.
+
+Every variable is listed in `.env.example` and in the README's configuration table.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# Values already in the environment win over the file; ENV_FILE lets tests and
+# deployments point elsewhere (or at /dev/null).
+environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
+
+# --- Django ---------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", default=False)
+
+_INSECURE_SECRET_KEY = "django-insecure-local-development-only"
+SECRET_KEY = env.str("SECRET_KEY", default=_INSECURE_SECRET_KEY)
+if not DEBUG and (SECRET_KEY == _INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 32 characters when DEBUG is off"
+    )
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "project.asgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Channel layer ----------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- The connection registry (names and defaults kept from the original server) ---
+
+HOST = env.str("HOST", default="0.0.0.0")
+PORT = env.int("PORT", default=8765)
+AWS_REGION = env.str("AWS_REGION", default="us-east-1")
+# Unset means boto3's standard credential chain (environment, profile, IAM role).
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+DYNAMODB_TABLE_NAME = env.str("DYNAMODB_TABLE_NAME", default="websocket_connections")
+DYNAMODB_ENDPOINT_URL = env.str("DYNAMODB_ENDPOINT_URL", default="") or None
+CONNECTION_TTL_SECONDS = env.int("CONNECTION_TTL_SECONDS", default=3600)
+TTL_REFRESH_SECONDS = env.int("TTL_REFRESH_SECONDS", default=300)
+
+# Client-side bounds on every DynamoDB call: a dead endpoint must fail fast.
+DYNAMODB_CONNECT_TIMEOUT = env.float("DYNAMODB_CONNECT_TIMEOUT", default=1.0)
+DYNAMODB_READ_TIMEOUT = env.float("DYNAMODB_READ_TIMEOUT", default=2.0)
+DYNAMODB_MAX_ATTEMPTS = env.int("DYNAMODB_MAX_ATTEMPTS", default=2)
+DYNAMODB_MAX_CONNECTIONS = env.int("DYNAMODB_MAX_CONNECTIONS", default=16)
+
+WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=65536)
+WS_CONNECTION_TYPES = frozenset(env.list("WS_CONNECTION_TYPES", default=[]))
+
+if CONNECTION_TTL_SECONDS < 4 or not 1 <= TTL_REFRESH_SECONDS <= CONNECTION_TTL_SECONDS // 4:
+    # The keeper sweeps every TTL_REFRESH_SECONDS and refreshes items with less than half
+    # their TTL left; a sweep interval above a quarter of the TTL could let an item expire.
+    raise ImproperlyConfigured(
+        "TTL_REFRESH_SECONDS must be between 1 and CONNECTION_TTL_SECONDS / 4 "
+        f"(got TTL_REFRESH_SECONDS={TTL_REFRESH_SECONDS}, "
+        f"CONNECTION_TTL_SECONDS={CONNECTION_TTL_SECONDS})"
+    )
+
+# --- Logging --------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Channels and Twisted are chatty at INFO about things operators do not act on.
+        "django.channels.server": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,15 @@
+"""WebSocket close codes the server uses (the README's table lists them for clients).
+
+4xxx mirror HTTP statuses so that client code can read them without a lookup table.
+"""
+
+NORMAL = 1000
+GOING_AWAY = 1001  # server shutting down: reconnect, another instance will take you
+POLICY_VIOLATION = 1008  # sustained abuse
+MESSAGE_TOO_BIG = 1009
+TRY_AGAIN_LATER = 1013  # the registry is unavailable, or lost this connection's record
+
+INVALID_QUERY = 4400
+NOT_AUTHENTICATED = 4401
+FORBIDDEN = 4403
+OVER_LIMIT = 4429

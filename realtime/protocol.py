@@ -1,0 +1,156 @@
+"""The message protocol: client frames in, decisions out; server messages built as JSON text.
+
+Pure code, no I/O. Every frame a client can send maps to exactly one of `Ping`, `InfoRequest`,
+`Echo` or `Rejected`; nothing here raises on client input.
+"""
+
+import json
+import math
+import time
+from dataclasses import dataclass
+
+from . import close_codes
+from .connection import Connection, isoformat
+
+__all__ = [
+    "Ping",
+    "InfoRequest",
+    "Echo",
+    "Rejected",
+    "parse_client_frame",
+    "encode",
+    "connected",
+    "pong",
+    "info",
+    "echo",
+    "error",
+    "message",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class InfoRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    data: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Bad input: answer with an `error` frame; close too when `close_code` is set."""
+
+    code: str
+    detail: str
+    close_code: int | None = None
+
+
+ClientFrame = Ping | InfoRequest | Echo | Rejected
+
+_PING = Ping()
+_INFO = InfoRequest()
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NotJson(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(f"number {text[:20]} is out of range")
+    return value
+
+
+def _utf8_length_over(text: str, limit: int) -> bool:
+    # A character is at most 4 bytes: most frames are decided without encoding them.
+    if len(text) * 4 <= limit:
+        return False
+    if len(text) > limit:
+        return True
+    return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def parse_client_frame(
+    text: str | None, data: bytes | None = None, *, max_bytes: int
+) -> ClientFrame:
+    """Decide what a client frame asks for.
+
+    Args:
+        text: the frame's text, for a text frame.
+        data: the frame's payload, for a binary frame.
+        max_bytes: the largest accepted message, in bytes (UTF-8 for text).
+    """
+    if text is None:
+        size = len(data or b"")
+        if size > max_bytes:
+            return _too_big(size, max_bytes)
+        return Rejected("binary_not_supported", "binary frames are not supported; send JSON text")
+    if _utf8_length_over(text, max_bytes):
+        return _too_big(len(text.encode("utf-8", "surrogatepass")), max_bytes)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _NotJson as exc:
+        return Rejected("invalid_json", str(exc))
+    except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
+        return Rejected("invalid_json", f"message is not valid JSON: {exc}")
+    except RecursionError:
+        return Rejected("invalid_json", "message is nested too deeply")
+    if not isinstance(value, dict):
+        return Rejected("not_an_object", "message must be a JSON object with a 'type'")
+    kind = value.get("type")
+    if kind == "ping":
+        return _PING
+    if kind == "info":
+        return _INFO
+    return Echo(value)
+
+
+def _too_big(size: int, max_bytes: int) -> Rejected:
+    return Rejected(
+        "message_too_big",
+        f"message is {size} bytes; the limit is {max_bytes}",
+        close_codes.MESSAGE_TOO_BIG,
+    )
+
+
+def encode(payload: dict) -> str:
+    # ASCII output: a client may send "\\ud800" (a lone surrogate), which has no UTF-8 form
+    # and would fail at the transport if echoed raw.
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+def connected(connection: Connection) -> str:
+    return encode({"type": "connected", **connection.public_fields()})
+
+
+def pong(now: float | None = None) -> str:
+    return encode({"type": "pong", "timestamp": isoformat(time.time() if now is None else now)})
+
+
+def info(connection: Connection) -> str:
+    return encode({"type": "info", **connection.public_fields()})
+
+
+def echo(data: dict) -> str:
+    return encode({"type": "echo", "data": data})
+
+
+def error(code: str, detail: str) -> str:
+    return encode({"type": "error", "code": code, "detail": detail})
+
+
+def message(data) -> str:
+    """Application data pushed to the client by an operator or a backend service."""
+    return encode({"type": "message", "data": data})

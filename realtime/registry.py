@@ -1,0 +1,519 @@
+"""ConnectionRegistry: the one place that speaks DynamoDB.
+
+Consumers, commands, views and the API call its methods; nothing else imports boto3. The
+consistency rules it implements (conditional writes, TTL as a safety net, expired items
+filtered on read) are described once, in docs/registry.md.
+
+Every method is synchronous (plain boto3); the `a*` twins run it on the registry's own thread
+pool through `sync_to_async(thread_sensitive=False)`, so a slow DynamoDB ties up those threads
+only, never the event loop or Django's single sync thread.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import boto3
+from asgiref.sync import sync_to_async
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from .connection import Connection
+from .logs import event
+
+__all__ = [
+    "TENANT_INDEX",
+    "INSTANCE_INDEX",
+    "RegistryError",
+    "RegistryUnavailable",
+    "InvalidCursor",
+    "Page",
+    "TableReport",
+    "ConnectionRegistry",
+    "make_client",
+    "get_registry",
+]
+
+logger = logging.getLogger(__name__)
+
+# Connections of a tenant, narrowed with begins_with on "deployment_id#connection_type#".
+TENANT_INDEX = "by_tenant"
+# Connections held by one server process: shutdown sweeps and dead-instance cleanup.
+INSTANCE_INDEX = "by_instance"
+_SCOPE_KEY = "scope_key"
+_BATCH_SIZE = 25  # BatchWriteItem's limit
+
+
+class RegistryError(Exception):
+    """A registry call failed."""
+
+
+class RegistryUnavailable(RegistryError):
+    """DynamoDB could not be reached or refused the call: try again later."""
+
+
+class InvalidCursor(RegistryError):
+    """A pagination cursor that this registry did not issue for this query."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    connections: list[Connection]
+    cursor: str | None  # pass back to get the next page; None on the last page
+
+
+@dataclass(slots=True)
+class TableReport:
+    """What `create_table` found and did."""
+
+    table_name: str
+    created: bool = False
+    status: str = ""
+    ttl_enabled_now: bool = False
+    indexes_created: list[str] = field(default_factory=list)
+
+
+def make_client(
+    *,
+    region: str,
+    endpoint_url: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    connect_timeout: float = 1.0,
+    read_timeout: float = 2.0,
+    max_attempts: int = 2,
+    max_connections: int = 16,
+):
+    """A thread-safe DynamoDB client with bounded timeouts, retries and connection pool."""
+    config = Config(
+        region_name=region,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        max_pool_connections=max_connections,
+        tcp_keepalive=True,
+    )
+    # A session of its own: boto3's default session is not safe to share across threads.
+    return boto3.session.Session().client(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=config,
+    )
+
+
+def scope_key(deployment_id: str, connection_type: str, connection_id: str) -> str:
+    # Values are validated to [A-Za-z0-9._-], so "#" cannot appear inside one.
+    return f"{deployment_id}#{connection_type}#{connection_id}"
+
+
+def _to_item(connection: Connection) -> dict:
+    return {
+        "connection_id": {"S": connection.connection_id},
+        "tenant": {"S": connection.tenant},
+        "deployment_id": {"S": connection.deployment_id},
+        "connection_type": {"S": connection.connection_type},
+        "connected_at": {"S": connection.connected_at},
+        "ttl": {"N": str(connection.expires_at)},
+        "instance_id": {"S": connection.instance_id},
+        "channel_name": {"S": connection.channel_name},
+        "client_addr": {"S": connection.client_addr},
+        _SCOPE_KEY: {
+            "S": scope_key(
+                connection.deployment_id, connection.connection_type, connection.connection_id
+            )
+        },
+    }
+
+
+def _from_item(item: dict) -> Connection:
+    def text(name: str) -> str:
+        return item.get(name, {}).get("S", "")
+
+    return Connection(
+        connection_id=text("connection_id"),
+        tenant=text("tenant"),
+        deployment_id=text("deployment_id"),
+        connection_type=text("connection_type"),
+        connected_at=text("connected_at"),
+        expires_at=int(item.get("ttl", {}).get("N", "0")),
+        instance_id=text("instance_id"),
+        channel_name=text("channel_name"),
+        client_addr=text("client_addr"),
+    )
+
+
+def _encode_cursor(key: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str, tenant: str) -> dict:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        valid = (
+            isinstance(key, dict)
+            and set(key) == {"connection_id", "tenant", _SCOPE_KEY}
+            and all(isinstance(v, dict) and set(v) == {"S"} for v in key.values())
+            and key["tenant"]["S"] == tenant
+        )
+    except (ValueError, UnicodeError, binascii.Error):
+        valid = False
+    if not valid:
+        raise InvalidCursor("cursor is not valid for this query")
+    return key
+
+
+def _unavailable(operation: str, exc: Exception) -> RegistryUnavailable:
+    if isinstance(exc, ClientError):
+        reason = exc.response.get("Error", {}).get("Code", "ClientError")
+    else:
+        reason = type(exc).__name__
+    return RegistryUnavailable(f"DynamoDB {operation} failed: {reason}")
+
+
+class ConnectionRegistry:
+    """Connection records in one DynamoDB table.
+
+    Args:
+        client: a boto3 DynamoDB client (see `make_client`).
+        table_name: the table, created by `create_table` or by infrastructure code.
+        clock: epoch seconds now; reads treat items with `ttl` before it as gone.
+        max_workers: threads for the async twins; match the client's connection pool.
+    """
+
+    def __init__(
+        self,
+        *,
+        client,
+        table_name: str,
+        clock: Callable[[], float] = time.time,
+        max_workers: int = 16,
+    ):
+        self.client = client
+        self.table_name = table_name
+        self.clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="registry")
+
+    def _call(self, operation: str, **kwargs) -> dict:
+        try:
+            return getattr(self.client, operation)(TableName=self.table_name, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise
+            raise _unavailable(operation, exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(operation, exc) from exc
+
+    # --- writes -------------------------------------------------------------
+
+    def register(self, connection: Connection) -> None:
+        """Write a new connection's item; never overwrites an existing one.
+
+        Raises:
+            RegistryError: the id is already taken (it never is for a uuid4).
+            RegistryUnavailable: DynamoDB failed; the item may or may not have been written.
+        """
+        try:
+            self._call(
+                "put_item",
+                Item=_to_item(connection),
+                ConditionExpression="attribute_not_exists(connection_id)",
+            )
+        except ClientError as exc:
+            raise RegistryError(f"connection id {connection.connection_id} exists") from exc
+
+    def refresh(self, connection_id: str, expires_at: int) -> bool:
+        """Move an existing item's TTL to `expires_at`.
+
+        Returns False when the item is gone: a refresh never recreates a deregistered item.
+        """
+        try:
+            self._call(
+                "update_item",
+                Key={"connection_id": {"S": connection_id}},
+                UpdateExpression="SET #ttl = :ttl",
+                ConditionExpression="attribute_exists(connection_id)",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":ttl": {"N": str(expires_at)}},
+            )
+        except ClientError:
+            return False
+        return True
+
+    def deregister(self, connection_id: str) -> None:
+        """Delete a connection's item. Deleting an item that is already gone is not an error."""
+        self._call("delete_item", Key={"connection_id": {"S": connection_id}})
+
+    def deregister_many(self, connection_ids: Iterable[str], *, attempts: int = 5) -> list[str]:
+        """Delete many items with batch writes. Returns the ids that could not be deleted."""
+        ids = list(dict.fromkeys(connection_ids))
+        failed: list[str] = []
+        for start in range(0, len(ids), _BATCH_SIZE):
+            requests = [
+                {"DeleteRequest": {"Key": {"connection_id": {"S": cid}}}}
+                for cid in ids[start : start + _BATCH_SIZE]
+            ]
+            for attempt in range(attempts):
+                try:
+                    response = self.client.batch_write_item(
+                        RequestItems={self.table_name: requests}
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    logger.warning(event("registry.batch_delete_failed", error=exc))
+                    response = {"UnprocessedItems": {self.table_name: requests}}
+                requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
+                if not requests:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            failed.extend(r["DeleteRequest"]["Key"]["connection_id"]["S"] for r in requests)
+        return failed
+
+    # --- reads (expired items are never returned) ---------------------------
+
+    def get(self, connection_id: str) -> Connection | None:
+        response = self._call(
+            "get_item", Key={"connection_id": {"S": connection_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        connection = _from_item(item)
+        return None if connection.is_expired(self.clock()) else connection
+
+    def for_tenant(
+        self,
+        tenant: str,
+        *,
+        deployment_id: str | None = None,
+        connection_type: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Live connections of a tenant, narrowed by deployment and then type, in pages.
+
+        Raises:
+            ValueError: connection_type given without deployment_id.
+            InvalidCursor: a cursor not issued for this tenant.
+        """
+        if connection_type is not None and deployment_id is None:
+            raise ValueError("connection_type narrows a deployment: give deployment_id too")
+        condition = "tenant = :tenant"
+        values = {":tenant": {"S": tenant}, ":now": {"N": str(int(self.clock()))}}
+        if deployment_id is not None:
+            prefix = f"{deployment_id}#" if connection_type is None else f"{deployment_id}#{connection_type}#"
+            condition += f" AND begins_with({_SCOPE_KEY}, :prefix)"
+            values[":prefix"] = {"S": prefix}
+        start = _decode_cursor(cursor, tenant) if cursor else None
+        found: list[Connection] = []
+        while True:
+            kwargs = {
+                "IndexName": TENANT_INDEX,
+                "KeyConditionExpression": condition,
+                "FilterExpression": "#ttl >= :now",
+                "ExpressionAttributeNames": {"#ttl": "ttl"},
+                "ExpressionAttributeValues": values,
+                "Limit": limit - len(found),
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self._call("query", **kwargs)
+            found.extend(_from_item(item) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            # The filter runs after Limit: keep reading until the page is full or data ends.
+            if not start or len(found) >= limit:
+                break
+        if start:
+            start = {name: start[name] for name in ("connection_id", "tenant", _SCOPE_KEY)}
+        return Page(found, _encode_cursor(start) if start else None)
+
+    def for_instance(self, instance_id: str, *, include_expired: bool = False) -> Iterator[Connection]:
+        """Every connection recorded as held by one server process."""
+        kwargs = {
+            "IndexName": INSTANCE_INDEX,
+            "KeyConditionExpression": "instance_id = :instance",
+            "ExpressionAttributeValues": {":instance": {"S": instance_id}},
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            now = self.clock()
+            for item in response.get("Items", []):
+                connection = _from_item(item)
+                if include_expired or not connection.is_expired(now):
+                    yield connection
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # --- async twins ----------------------------------------------------------
+
+    def _async(self, method):
+        return sync_to_async(method, thread_sensitive=False, executor=self._executor)
+
+    async def aregister(self, connection: Connection) -> None:
+        await self._async(self.register)(connection)
+
+    async def arefresh(self, connection_id: str, expires_at: int) -> bool:
+        return await self._async(self.refresh)(connection_id, expires_at)
+
+    async def aderegister(self, connection_id: str) -> None:
+        await self._async(self.deregister)(connection_id)
+
+    async def aderegister_many(self, connection_ids: Iterable[str]) -> list[str]:
+        return await self._async(self.deregister_many)(list(connection_ids))
+
+    async def aget(self, connection_id: str) -> Connection | None:
+        return await self._async(self.get)(connection_id)
+
+    # --- the table ------------------------------------------------------------
+
+    def create_table(self, *, wait: bool = False, wait_seconds: float = 300) -> TableReport:
+        """Create the table, its indexes and TTL; on an existing table add what is missing.
+
+        Idempotent. Index creation on an existing table waits for each index, as DynamoDB
+        builds one at a time.
+
+        Raises:
+            RegistryError: the table exists with another key schema.
+            RegistryUnavailable: DynamoDB cannot be reached or refuses the call.
+        """
+        report = TableReport(self.table_name)
+        description = self.describe_table()
+        if description is None:
+            self._create()
+            report.created = True
+            description = self._wait_active() if wait else self.describe_table()
+        else:
+            keys = [(k["AttributeName"], k["KeyType"]) for k in description["KeySchema"]]
+            if keys != [("connection_id", "HASH")]:
+                raise RegistryError(
+                    f"table {self.table_name} exists with key schema {keys}, "
+                    "expected connection_id as its only (hash) key"
+                )
+            existing = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
+            for index in _INDEXES:
+                if index["IndexName"] not in existing:
+                    self._wait_active(wait_seconds)
+                    self._call(
+                        "update_table",
+                        AttributeDefinitions=_ATTRIBUTES,
+                        GlobalSecondaryIndexUpdates=[{"Create": index}],
+                    )
+                    report.indexes_created.append(index["IndexName"])
+            if report.indexes_created and wait:
+                description = self._wait_active(wait_seconds)
+        report.status = description["TableStatus"] if description else "UNKNOWN"
+        report.ttl_enabled_now = self._ensure_ttl()
+        return report
+
+    def describe_table(self) -> dict | None:
+        try:
+            return self._call("describe_table")["Table"]
+        except RegistryUnavailable as exc:
+            if isinstance(exc.__cause__, ClientError) and exc.__cause__.response["Error"][
+                "Code"
+            ] == "ResourceNotFoundException":
+                return None
+            raise
+
+    def _create(self) -> None:
+        self._call(
+            "create_table",
+            AttributeDefinitions=_ATTRIBUTES,
+            KeySchema=[{"AttributeName": "connection_id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=_INDEXES,
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def _wait_active(self, wait_seconds: float = 300) -> dict:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            description = self.describe_table()
+            indexes = (description or {}).get("GlobalSecondaryIndexes", [])
+            if (
+                description
+                and description["TableStatus"] == "ACTIVE"
+                and all(i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in indexes)
+            ):
+                return description
+            if time.monotonic() > deadline:
+                raise RegistryUnavailable(
+                    f"table {self.table_name} not active after {wait_seconds:.0f}s"
+                )
+            time.sleep(1)
+
+    def _ensure_ttl(self) -> bool:
+        """Enable TTL on `ttl` if it is off. Returns True when this call enabled it."""
+        status = self._call("describe_time_to_live")
+        if status["TimeToLiveDescription"].get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            return False
+        self._call(
+            "update_time_to_live",
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+        )
+        return True
+
+
+_ATTRIBUTES = [
+    {"AttributeName": name, "AttributeType": "S"}
+    for name in ("connection_id", "tenant", _SCOPE_KEY, "instance_id")
+]
+_INDEXES = [
+    {
+        "IndexName": TENANT_INDEX,
+        "KeySchema": [
+            {"AttributeName": "tenant", "KeyType": "HASH"},
+            {"AttributeName": _SCOPE_KEY, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    },
+    {
+        "IndexName": INSTANCE_INDEX,
+        "KeySchema": [
+            {"AttributeName": "instance_id", "KeyType": "HASH"},
+            {"AttributeName": "connection_id", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    },
+]
+
+
+_default: ConnectionRegistry | None = None
+
+
+def get_registry() -> ConnectionRegistry:
+    """The process-wide registry configured by settings (one client, one thread pool)."""
+    global _default
+    if _default is None:
+        client = make_client(
+            region=settings.AWS_REGION,
+            endpoint_url=settings.DYNAMODB_ENDPOINT_URL,
+            access_key_id=settings.AWS_ACCESS_KEY_ID,
+            secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+            connect_timeout=settings.DYNAMODB_CONNECT_TIMEOUT,
+            read_timeout=settings.DYNAMODB_READ_TIMEOUT,
+            max_attempts=settings.DYNAMODB_MAX_ATTEMPTS,
+            max_connections=settings.DYNAMODB_MAX_CONNECTIONS,
+        )
+        _default = ConnectionRegistry(
+            client=client,
+            table_name=settings.DYNAMODB_TABLE_NAME,
+            max_workers=settings.DYNAMODB_MAX_CONNECTIONS,
+        )
+    return _default
+
+
+def _forget_default(*, setting: str, **kwargs) -> None:
+    global _default
+    if setting.startswith(("DYNAMODB_", "AWS_")):
+        _default = None
+
+
+setting_changed.connect(_forget_default)

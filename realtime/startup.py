@@ -1,0 +1,45 @@
+"""What the server does once, when the ASGI application is loaded."""
+
+import logging
+
+from django.conf import settings
+
+from .instance import instance_id
+from .logs import event
+from .registry import RegistryError, get_registry
+
+__all__ = ["prepare"]
+
+logger = logging.getLogger(__name__)
+
+
+def prepare() -> None:
+    """Log who we are; in development (DEBUG and a local endpoint) create the table.
+
+    A failure here is logged, not raised: the server still starts, and refuses connections
+    with 1013 until the registry can be reached.
+    """
+    registry = get_registry()
+    logger.info(
+        event(
+            "server.starting",
+            instance_id=instance_id(),
+            table=registry.table_name,
+            endpoint=settings.DYNAMODB_ENDPOINT_URL or "aws",
+        )
+    )
+    if not (settings.DEBUG and settings.DYNAMODB_ENDPOINT_URL):
+        return
+    try:
+        report = registry.create_table(wait=True)
+    except RegistryError as exc:
+        logger.error(event("registry.table_setup_failed", table=registry.table_name, error=exc))
+        return
+    logger.info(
+        event(
+            "registry.table_ready",
+            table=report.table_name,
+            created=report.created,
+            ttl_enabled_now=report.ttl_enabled_now,
+        )
+    )

@@ -1,0 +1,132 @@
+"""Fixtures for end-to-end tests: a moto DynamoDB server over HTTP, daphne processes, a client."""
+
+import itertools
+import json
+import os
+import time
+from urllib.parse import urlencode
+
+import pytest
+from websockets.sync.client import connect
+
+from realtime.registry import ConnectionRegistry, make_client
+from tests.processes import base_env, daphne_server, moto_server
+
+pytestmark = pytest.mark.e2e
+
+_table_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def moto():
+    """moto's DynamoDB server, shared by the session; each test uses a table of its own."""
+    server = moto_server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url(moto) -> str:
+    return f"http://127.0.0.1:{moto.port}"
+
+
+@pytest.fixture
+def table_name() -> str:
+    return f"e2e_{os.getpid()}_{next(_table_numbers)}"
+
+
+@pytest.fixture
+def registry(moto_url, table_name) -> ConnectionRegistry:
+    """The test's view of the table, through the same HTTP endpoint the server uses."""
+    client = make_client(
+        region="us-east-1",
+        endpoint_url=moto_url,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    return ConnectionRegistry(client=client, table_name=table_name)
+
+
+class Server:
+    """A running daphne process serving the project, and how to reach it."""
+
+    def __init__(self, process, registry: ConnectionRegistry):
+        self.process = process
+        self.registry = registry
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    def url(self, query: dict | str | None = None) -> str:
+        if query is None:
+            query = {"tenant": "acme", "deployment_id": "prod-1", "connection_type": "client"}
+        if isinstance(query, dict):
+            query = urlencode(query)
+        return f"ws://127.0.0.1:{self.port}/?{query}"
+
+    def connect(self, query: dict | str | None = None, **kwargs):
+        return connect(self.url(query), open_timeout=10, legacy=True, **kwargs)
+
+    def open_client(self, query: dict | str | None = None):
+        """Connect and read `connected`; returns (websocket, connection_id)."""
+        ws = self.connect(query)
+        message = json.loads(ws.recv(timeout=10))
+        assert message["type"] == "connected", message
+        return ws, message["connection_id"]
+
+    def stop(self) -> int:
+        return self.process.stop()
+
+
+def item_ids(registry: ConnectionRegistry) -> set[str]:
+    """Every connection_id in the table, expired or not (a Scan: tests only)."""
+    ids: set[str] = set()
+    kwargs = {"TableName": registry.table_name, "ProjectionExpression": "connection_id"}
+    while True:
+        response = registry.client.scan(**kwargs)
+        ids.update(item["connection_id"]["S"] for item in response["Items"])
+        if "LastEvaluatedKey" not in response:
+            return ids
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def wait_until(predicate, timeout: float = 10, interval: float = 0.05):
+    """Poll until `predicate()` is truthy; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture
+def start_server(moto_url, table_name, registry):
+    """Start daphne processes against the test's table; all are stopped after the test."""
+    started: list[Server] = []
+
+    def start(*daphne_args: str, **env: str) -> Server:
+        process = daphne_server(
+            base_env(
+                DEBUG="true",
+                SECRET_KEY="e2e-tests-secret-key-0123456789abcdef",
+                DYNAMODB_ENDPOINT_URL=moto_url,
+                DYNAMODB_TABLE_NAME=table_name,
+                DATABASE_URL="sqlite://:memory:",
+                **env,
+            ),
+            *daphne_args,
+        ).start()
+        server = Server(process, registry)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.process.stop()
+
+
+@pytest.fixture
+def server(start_server) -> Server:
+    return start_server()

@@ -13,9 +13,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from realtime import daphne_compat  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.startup import prepare  # noqa: E402
 
+daphne_compat.apply()
 prepare()
 
 application = ProtocolTypeRouter(

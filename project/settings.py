@@ -13,7 +13,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 # Values already in the environment win over the file; ENV_FILE lets tests and
 # deployments point elsewhere (or at /dev/null).
-environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
+_ENV_FILE = Path(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
+if _ENV_FILE.is_file():
+    environ.Env.read_env(_ENV_FILE)
 
 # --- Django ---------------------------------------------------------------
 
@@ -107,7 +109,7 @@ TTL_REFRESH_SECONDS = env.int("TTL_REFRESH_SECONDS", default=300)
 
 # Client-side bounds on every DynamoDB call: a dead endpoint must fail fast.
 DYNAMODB_CONNECT_TIMEOUT = env.float("DYNAMODB_CONNECT_TIMEOUT", default=1.0)
-DYNAMODB_READ_TIMEOUT = env.float("DYNAMODB_READ_TIMEOUT", default=2.0)
+DYNAMODB_READ_TIMEOUT = env.float("DYNAMODB_READ_TIMEOUT", default=1.0)
 DYNAMODB_MAX_ATTEMPTS = env.int("DYNAMODB_MAX_ATTEMPTS", default=2)
 DYNAMODB_MAX_CONNECTIONS = env.int("DYNAMODB_MAX_CONNECTIONS", default=16)
 

@@ -39,13 +39,15 @@ def _client_addr(scope) -> str:
 
 class ConnectionConsumer(AsyncWebsocketConsumer):
     record: Connection | None = None
+    _registering: asyncio.Future | None = None
 
     async def __call__(self, scope, receive, send):
         reason = "consumer_ended"
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
-            # Server shutdown (daphne cancels every application before it exits).
+            # Server shutdown: daphne cancels every application, then waits for all of them
+            # (see daphne_compat), so the release below completes before the process exits.
             reason = "server_shutdown"
             if self.record is not None:
                 await self._close_quietly(close_codes.GOING_AWAY)
@@ -82,11 +84,12 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             client_addr=_client_addr(self.scope),
         )
         await self.accept()
-        # Set before the write: if the write lands but we are cancelled or it times out,
-        # the release path still deletes the item.
+        # Set before the write, and the write shielded: if we are cancelled meanwhile, the
+        # release path waits for the write to finish, then deletes what it wrote.
         self.record = record
+        self._registering = asyncio.ensure_future(get_registry().aregister(record))
         try:
-            await get_registry().aregister(record)
+            await asyncio.shield(self._registering)
         except RegistryError as exc:
             logger.warning(
                 event(
@@ -163,6 +166,9 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         if record is None:
             return
         get_keeper().untrack(record.connection_id)
+        if self._registering is not None and not self._registering.done():
+            # A delete that overtook the put would leave the put's item behind.
+            await asyncio.wait([self._registering])
         try:
             await get_registry().aderegister(record.connection_id)
         except RegistryError as exc:

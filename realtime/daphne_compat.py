@@ -1,0 +1,61 @@
+"""Two fixes to daphne 4.2 that this server's contract depends on, applied under daphne only.
+
+1. Close codes. Daphne closes through autobahn's public `sendClose`, which admits only 1000 and
+   3000-4999 (the browser API's rule for clients) and turns 1001, 1008, 1009 or 1013 into an
+   exception and a 1011 (django/daphne#374). RFC 6455 lets a server send the registered codes,
+   so for those we call autobahn's frame-level `sendCloseFrame`, which is what `sendClose`
+   does after its check.
+
+2. Shutdown. On SIGTERM daphne cancels every application and waits for them, but its loop
+   reads `details["application_instance"]` for every entry, and the HTTP protocol of a
+   connection upgraded to a WebSocket in the last second has no such key: the KeyError aborts
+   the whole shutdown hook, no consumer is cancelled, and every open connection would be left
+   registered. The replacement skips those entries.
+
+Under other ASGI servers (uvicorn) nothing is patched.
+"""
+
+import asyncio
+import logging
+import sys
+
+__all__ = ["apply"]
+
+logger = logging.getLogger("daphne.server")
+
+# Registered codes that an endpoint may send in a close frame (1004-1006 and 1015 may not).
+_SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+
+
+def _server_close(self, code=None):
+    code = 1000 if code is None else code
+    if code in _SENDABLE:
+        self.sendCloseFrame(code=code, isReply=False)
+    else:
+        self.sendClose(code=code)  # 3000-4999 pass; anything else fails as before
+
+
+def _kill_all_applications(self):
+    from twisted.internet import defer
+
+    running = [
+        details["application_instance"]
+        for details in self.connections.values()
+        if "application_instance" in details and not details["application_instance"].done()
+    ]
+    for application_instance in running:
+        application_instance.cancel()
+    logger.info("Killed %i pending application instances", len(running))
+    wait_deferred = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
+    wait_deferred.addErrback(lambda _: None)
+    return wait_deferred
+
+
+def apply() -> None:
+    if "daphne.server" not in sys.modules:
+        return
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+
+    WebSocketProtocol.serverClose = _server_close
+    Server.kill_all_applications = _kill_all_applications

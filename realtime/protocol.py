@@ -17,6 +17,7 @@ __all__ = [
     "InfoRequest",
     "Echo",
     "Rejected",
+    "MAX_NESTING_DEPTH",
     "parse_client_frame",
     "encode",
     "connected",
@@ -57,6 +58,12 @@ ClientFrame = Ping | InfoRequest | Echo | Rejected
 _PING = Ping()
 _INFO = InfoRequest()
 
+# Arrays and objects inside one another. Without a limit of our own, the interpreter's recursion
+# limit decides: json.loads accepts ~1500 levels but json.dumps fails at ~1000, so a message
+# that parsed could not be echoed. 128 is far beyond any real message and far below both.
+MAX_NESTING_DEPTH = 128
+_TOO_DEEP = f"message is nested too deeply (more than {MAX_NESTING_DEPTH} levels)"
+
 
 class _NotJson(ValueError):
     pass
@@ -80,6 +87,20 @@ def _utf8_length_over(text: str, limit: int) -> bool:
     if len(text) > limit:
         return True
     return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _nesting_over(text: str, value, limit: int) -> bool:
+    # Fewer brackets than the limit cannot nest deeper: most frames skip the walk.
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    stack = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = container.values() if isinstance(container, dict) else container
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def parse_client_frame(
@@ -106,9 +127,11 @@ def parse_client_frame(
     except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
         return Rejected("invalid_json", f"message is not valid JSON: {exc}")
     except RecursionError:
-        return Rejected("invalid_json", "message is nested too deeply")
+        return Rejected("invalid_json", _TOO_DEEP)
     if not isinstance(value, dict):
         return Rejected("not_an_object", "message must be a JSON object with a 'type'")
+    if _nesting_over(text, value, MAX_NESTING_DEPTH):
+        return Rejected("invalid_json", _TOO_DEEP)
     kind = value.get("type")
     if kind == "ping":
         return _PING

@@ -22,7 +22,7 @@ if _ENV_FILE.is_file():
 DEBUG = env.bool("DEBUG", default=False)
 
 _INSECURE_SECRET_KEY = "django-insecure-local-development-only"
-SECRET_KEY = env.str("SECRET_KEY", default=_INSECURE_SECRET_KEY)
+SECRET_KEY = env.str("SECRET_KEY", default="") or _INSECURE_SECRET_KEY
 if not DEBUG and (SECRET_KEY == _INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured(
         "SECRET_KEY must be set to a random value of at least 32 characters when DEBUG is off"

@@ -99,12 +99,13 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                     error=exc,
                 )
             )
-            await self._release("registration_failed")
             await self._refuse(
                 "registry_unavailable",
                 "the connection registry is unavailable; try again later",
                 close_codes.TRY_AGAIN_LATER,
             )
+            # The failed put may still have landed: delete it (after telling the client).
+            await self._release("registration_failed")
             return
         get_keeper().track(self)
         logger.info(

@@ -85,14 +85,16 @@ class TtlKeeper:
             for cid, holder in list(self._held.items())
             if cid not in self._in_flight and self.is_due(holder.record, now)
         ]
-        for start in range(0, len(due), self.concurrency):
-            chunk = due[start : start + self.concurrency]
-            ids = [h.record.connection_id for h in chunk]
-            self._in_flight.update(ids)
-            try:
+        # All of them in flight from the start: a ping while earlier chunks are being written
+        # must not start a second refresh of a connection in a later chunk.
+        ids = [h.record.connection_id for h in due]
+        self._in_flight.update(ids)
+        try:
+            for start in range(0, len(due), self.concurrency):
+                chunk = due[start : start + self.concurrency]
                 await asyncio.gather(*(self._refresh(h) for h in chunk))
-            finally:
-                self._in_flight.difference_update(ids)
+        finally:
+            self._in_flight.difference_update(ids)
         return len(due)
 
     async def _refresh(self, holder: Holder) -> None:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import boto3
 from asgiref.sync import sync_to_async
+from botocore import exceptions as botocore_exceptions
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -56,7 +58,16 @@ class RegistryError(Exception):
 
 
 class RegistryUnavailable(RegistryError):
-    """DynamoDB could not be reached or refused the call: try again later."""
+    """DynamoDB could not be reached or refused the call: try again later.
+
+    `reason` says why, for callers that explain it to a person: "no_credentials",
+    "unreachable" (no connection to the endpoint), "timeout" (no answer in time), otherwise
+    DynamoDB's error code or the botocore exception's name.
+    """
+
+    def __init__(self, message: str, *, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvalidCursor(RegistryError):
@@ -155,14 +166,19 @@ def _encode_cursor(key: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def _decode_cursor(cursor: str, tenant: str) -> dict:
+def _decode_cursor(cursor: str, tenant: str, prefix: str) -> dict:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
         valid = (
             isinstance(key, dict)
             and set(key) == {"connection_id", "tenant", _SCOPE_KEY}
-            and all(isinstance(v, dict) and set(v) == {"S"} for v in key.values())
+            and all(
+                isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str)
+                for v in key.values()
+            )
             and key["tenant"]["S"] == tenant
+            # DynamoDB rejects a start key outside the key condition (ValidationException).
+            and key[_SCOPE_KEY]["S"].startswith(prefix)
         )
     except (ValueError, UnicodeError, binascii.Error):
         valid = False
@@ -173,10 +189,20 @@ def _decode_cursor(cursor: str, tenant: str) -> dict:
 
 def _unavailable(operation: str, exc: Exception) -> RegistryUnavailable:
     if isinstance(exc, ClientError):
-        reason = exc.response.get("Error", {}).get("Code", "ClientError")
+        code = exc.response.get("Error", {}).get("Code", "ClientError")
     else:
-        reason = type(exc).__name__
-    return RegistryUnavailable(f"DynamoDB {operation} failed: {reason}")
+        code = type(exc).__name__
+    if isinstance(
+        exc, (botocore_exceptions.NoCredentialsError, botocore_exceptions.PartialCredentialsError)
+    ):
+        reason = "no_credentials"
+    elif isinstance(exc, botocore_exceptions.ConnectionError):
+        reason = "unreachable"  # refused, DNS, connect timeout, proxy
+    elif isinstance(exc, botocore_exceptions.ReadTimeoutError):
+        reason = "timeout"
+    else:
+        reason = code
+    return RegistryUnavailable(f"DynamoDB {operation} failed: {code}", reason=reason)
 
 
 class ConnectionRegistry:
@@ -201,6 +227,11 @@ class ConnectionRegistry:
         self.table_name = table_name
         self.clock = clock
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="registry")
+
+    @property
+    def endpoint_url(self) -> str:
+        """The URL the client sends requests to (AWS's regional endpoint unless overridden)."""
+        return self.client.meta.endpoint_url
 
     def _call(self, operation: str, **kwargs) -> dict:
         try:
@@ -270,7 +301,7 @@ class ConnectionRegistry:
                     logger.warning(event("registry.batch_delete_failed", error=exc))
                     response = {"UnprocessedItems": {self.table_name: requests}}
                 requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
-                if not requests:
+                if not requests or attempt == attempts - 1:
                     break
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             failed.extend(r["DeleteRequest"]["Key"]["connection_id"]["S"] for r in requests)
@@ -306,12 +337,14 @@ class ConnectionRegistry:
         if connection_type is not None and deployment_id is None:
             raise ValueError("connection_type narrows a deployment: give deployment_id too")
         condition = "tenant = :tenant"
-        values = {":tenant": {"S": tenant}, ":now": {"N": str(int(self.clock()))}}
+        # ttl >= ceil(now) is exactly `not Connection.is_expired(now)` for a fractional now.
+        values = {":tenant": {"S": tenant}, ":now": {"N": str(math.ceil(self.clock()))}}
+        prefix = ""
         if deployment_id is not None:
             prefix = f"{deployment_id}#" if connection_type is None else f"{deployment_id}#{connection_type}#"
             condition += f" AND begins_with({_SCOPE_KEY}, :prefix)"
             values[":prefix"] = {"S": prefix}
-        start = _decode_cursor(cursor, tenant) if cursor else None
+        start = _decode_cursor(cursor, tenant, prefix) if cursor else None
         found: list[Connection] = []
         while True:
             kwargs = {
@@ -381,15 +414,23 @@ class ConnectionRegistry:
         builds one at a time.
 
         Raises:
-            RegistryError: the table exists with another key schema.
+            RegistryError: the table exists with another key schema, or TTL on another attribute.
             RegistryUnavailable: DynamoDB cannot be reached or refuses the call.
         """
         report = TableReport(self.table_name)
         description = self.describe_table()
         if description is None:
-            self._create()
-            report.created = True
-            description = self._wait_active() if wait else self.describe_table()
+            try:
+                self._create()
+                report.created = True
+            except RegistryUnavailable as exc:
+                if exc.reason != "ResourceInUseException":
+                    raise
+                # Another process created it since our describe (which may lag behind a
+                # CreateTable): check it as an existing table.
+                description = self.describe_table() or self._wait_active(wait_seconds)
+        if report.created:
+            description = self._wait_active(wait_seconds) if wait else self.describe_table()
         else:
             keys = [(k["AttributeName"], k["KeyType"]) for k in description["KeySchema"]]
             if keys != [("connection_id", "HASH")]:
@@ -407,8 +448,10 @@ class ConnectionRegistry:
                         GlobalSecondaryIndexUpdates=[{"Create": index}],
                     )
                     report.indexes_created.append(index["IndexName"])
-            if report.indexes_created and wait:
+            if wait:  # also an existing table that is still CREATING or UPDATING
                 description = self._wait_active(wait_seconds)
+            elif report.indexes_created:
+                description = self.describe_table()
         report.status = description["TableStatus"] if description else "UNKNOWN"
         report.ttl_enabled_now = self._ensure_ttl()
         return report
@@ -451,8 +494,14 @@ class ConnectionRegistry:
 
     def _ensure_ttl(self) -> bool:
         """Enable TTL on `ttl` if it is off. Returns True when this call enabled it."""
-        status = self._call("describe_time_to_live")
-        if status["TimeToLiveDescription"].get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+        status = self._call("describe_time_to_live")["TimeToLiveDescription"]
+        if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            if status.get("AttributeName") != "ttl":
+                # DynamoDB allows one TTL attribute: items would never expire on `ttl`.
+                raise RegistryError(
+                    f"table {self.table_name} has TTL on attribute "
+                    f"{status.get('AttributeName')!r}, expected 'ttl'"
+                )
             return False
         self._call(
             "update_time_to_live",

@@ -1,0 +1,52 @@
+"""Shared fixtures: moto's in-process DynamoDB mock and a registry on a created table."""
+
+import pytest
+from moto import mock_aws
+
+import realtime.keeper
+import realtime.registry
+from realtime.registry import ConnectionRegistry, make_client
+
+NOW = 1_800_000_000  # the fake clock's start, epoch seconds
+
+
+class FakeClock:
+    """A clock that moves only when a test moves it."""
+
+    def __init__(self, now: float = NOW):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto's mock of AWS for the test; the process-wide registry and keeper start afresh."""
+    monkeypatch.setattr(realtime.registry, "_default", None)
+    monkeypatch.setattr(realtime.keeper, "_default", None)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="session")
+def mocked_client():
+    """One client for every test: building one costs ~0.2 s. moto intercepts it while a test's
+    `mock_aws` is active and starts each test with empty tables; use it only under `aws`."""
+    return make_client(region="us-east-1", access_key_id="testing", secret_access_key="testing")
+
+
+@pytest.fixture
+def dynamodb(aws, mocked_client, clock) -> ConnectionRegistry:
+    """A registry on a freshly created table, reading time from `clock`."""
+    registry = ConnectionRegistry(client=mocked_client, table_name="tests_connections", clock=clock)
+    registry.create_table()
+    return registry

@@ -15,7 +15,7 @@ import time
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.processes import base_env, daphne_server, moto_server
+from tests.processes import daphne_server, moto_server, server_env
 
 
 def open_client(port: int):
@@ -49,15 +49,7 @@ def ping_ms(clients) -> list[float]:
 
 def measure(kind: str, clients: int, attempts: int) -> dict:
     moto = moto_server().start()
-    daphne = daphne_server(
-        base_env(
-            DEBUG="true",
-            SECRET_KEY="bench-secret-key-0123456789abcdefghij",
-            DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{moto.port}",
-            DYNAMODB_TABLE_NAME="bench_outage",
-            DATABASE_URL="sqlite://:memory:",
-        )
-    ).start()
+    daphne = daphne_server(server_env(f"http://127.0.0.1:{moto.port}", "bench_outage")).start()
     try:
         open_clients = [open_client(daphne.port) for _ in range(clients)]
         before = ping_ms(open_clients)

@@ -9,6 +9,18 @@ from realtime.registry import ConnectionRegistry, make_client
 
 NOW = 1_800_000_000  # the fake clock's start, epoch seconds
 
+# The registry table's indexes as DESIGN.md section 3 asks for them.
+EXPECTED_INDEXES = {
+    "by_tenant": [
+        {"AttributeName": "tenant", "KeyType": "HASH"},
+        {"AttributeName": "scope_key", "KeyType": "RANGE"},
+    ],
+    "by_instance": [
+        {"AttributeName": "instance_id", "KeyType": "HASH"},
+        {"AttributeName": "connection_id", "KeyType": "RANGE"},
+    ],
+}
+
 
 class FakeClock:
     """A clock that moves only when a test moves it."""

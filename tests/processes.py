@@ -111,6 +111,21 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def server_env(endpoint_url: str, table_name: str, **overrides: str) -> dict[str, str]:
+    """Environment for a daphne serving the project against a local DynamoDB endpoint.
+
+    DEBUG is on so that the server creates its table at start.
+    """
+    return base_env(
+        DEBUG="true",
+        SECRET_KEY="tests-secret-key-0123456789abcdefghijkl",
+        DYNAMODB_ENDPOINT_URL=endpoint_url,
+        DYNAMODB_TABLE_NAME=table_name,
+        DATABASE_URL="sqlite://:memory:",
+        **overrides,
+    )
+
+
 def moto_server(port: int = 0) -> ServerProcess:
     return ServerProcess(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

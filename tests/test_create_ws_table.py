@@ -13,20 +13,11 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from realtime.management.commands.create_ws_table import Command
+from tests.conftest import EXPECTED_INDEXES
 from tests.processes import ROOT, base_env, moto_server
 
 TABLE = "tests_connections"  # DYNAMODB_TABLE_NAME in tests/settings.py
 CREATED = f"Created table {TABLE} (indexes by_tenant, by_instance; TTL on ttl). Status: ACTIVE\n"
-INDEXES = {
-    "by_tenant": [
-        {"AttributeName": "tenant", "KeyType": "HASH"},
-        {"AttributeName": "scope_key", "KeyType": "RANGE"},
-    ],
-    "by_instance": [
-        {"AttributeName": "instance_id", "KeyType": "HASH"},
-        {"AttributeName": "connection_id", "KeyType": "RANGE"},
-    ],
-}
 
 
 def create_ws_table(*args: str) -> str:
@@ -66,7 +57,7 @@ def table_state(dynamodb, name: str = TABLE) -> tuple[dict, dict]:
 
 ACTIVE_TABLE = {
     "status": "ACTIVE",
-    "indexes": {name: (schema, "ACTIVE") for name, schema in INDEXES.items()},
+    "indexes": {name: (schema, "ACTIVE") for name, schema in EXPECTED_INDEXES.items()},
 }
 TTL_ON = {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
 

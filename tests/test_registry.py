@@ -21,7 +21,7 @@ from realtime.registry import (
     _to_item,
     make_client,
 )
-from tests.conftest import NOW
+from tests.conftest import EXPECTED_INDEXES, NOW
 
 TABLE = "tests_connections"
 TTL = 3600
@@ -468,16 +468,6 @@ def test_for_instance_returns_one_instance_across_pages(dynamodb, spy):
 
 # --- create_table ---------------------------------------------------------------
 
-EXPECTED_INDEXES = {
-    "by_tenant": [
-        {"AttributeName": "tenant", "KeyType": "HASH"},
-        {"AttributeName": "scope_key", "KeyType": "RANGE"},
-    ],
-    "by_instance": [
-        {"AttributeName": "instance_id", "KeyType": "HASH"},
-        {"AttributeName": "connection_id", "KeyType": "RANGE"},
-    ],
-}
 
 
 def describe(registry) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from websockets.sync.client import connect
 
 from realtime.registry import ConnectionRegistry, make_client
-from tests.processes import base_env, daphne_server, moto_server
+from tests.processes import daphne_server, moto_server, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -35,16 +35,20 @@ def table_name() -> str:
     return f"e2e_{os.getpid()}_{next(_table_numbers)}"
 
 
-@pytest.fixture
-def registry(moto_url, table_name) -> ConnectionRegistry:
-    """The test's view of the table, through the same HTTP endpoint the server uses."""
+def registry_at(endpoint_url: str, table_name: str) -> ConnectionRegistry:
+    """A test's own view of a table, through the same HTTP endpoint the server uses."""
     client = make_client(
         region="us-east-1",
-        endpoint_url=moto_url,
+        endpoint_url=endpoint_url,
         access_key_id="testing",
         secret_access_key="testing",
     )
     return ConnectionRegistry(client=client, table_name=table_name)
+
+
+@pytest.fixture
+def registry(moto_url, table_name) -> ConnectionRegistry:
+    return registry_at(moto_url, table_name)
 
 
 class Server:
@@ -107,17 +111,7 @@ def start_server(moto_url, table_name, registry):
     started: list[Server] = []
 
     def start(*daphne_args: str, **env: str) -> Server:
-        process = daphne_server(
-            base_env(
-                DEBUG="true",
-                SECRET_KEY="e2e-tests-secret-key-0123456789abcdef",
-                DYNAMODB_ENDPOINT_URL=moto_url,
-                DYNAMODB_TABLE_NAME=table_name,
-                DATABASE_URL="sqlite://:memory:",
-                **env,
-            ),
-            *daphne_args,
-        ).start()
+        process = daphne_server(server_env(moto_url, table_name, **env), *daphne_args).start()
         server = Server(process, registry)
         started.append(server)
         return server

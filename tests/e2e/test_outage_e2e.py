@@ -7,9 +7,8 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from realtime.registry import ConnectionRegistry, make_client
-from tests.e2e.conftest import Server, item_ids, wait_until
-from tests.processes import base_env, daphne_server, moto_server
+from tests.e2e.conftest import Server, item_ids, registry_at, wait_until
+from tests.processes import daphne_server, moto_server, server_env
 
 # Generous bound: the point is "fails fast instead of hanging", not a speed target.
 REFUSAL_BOUND_SECONDS = 8
@@ -28,19 +27,8 @@ def own_moto():
 @pytest.fixture
 def outage_server(own_moto, table_name):
     url = f"http://127.0.0.1:{own_moto.port}"
-    process = daphne_server(
-        base_env(
-            DEBUG="true",
-            SECRET_KEY="e2e-tests-secret-key-0123456789abcdef",
-            DYNAMODB_ENDPOINT_URL=url,
-            DYNAMODB_TABLE_NAME=table_name,
-            DATABASE_URL="sqlite://:memory:",
-        )
-    ).start()
-    client = make_client(
-        region="us-east-1", endpoint_url=url, access_key_id="t", secret_access_key="t"
-    )
-    server = Server(process, ConnectionRegistry(client=client, table_name=table_name))
+    process = daphne_server(server_env(url, table_name)).start()
+    server = Server(process, registry_at(url, table_name))
     yield server
     process.stop()
 

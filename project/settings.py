@@ -88,11 +88,27 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py's default socket timeout (5 s) equals channels_redis's
+                        # blocking read (BZPOPMIN, 5 s): an idle consumer's read would race
+                        # its own timeout and die with 1011. Twice the read still catches a
+                        # dead connection.
+                        "socket_timeout": 10,
+                        "socket_connect_timeout": 2,
+                    }
+                ],
+            },
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# How long a request to one connection (send, disconnect) waits for the holding server's
+# acknowledgement before the connection counts as gone.
+DELIVERY_TIMEOUT_SECONDS = env.float("DELIVERY_TIMEOUT_SECONDS", default=3.0)
 
 # --- The connection registry (names and defaults kept from the original server) ---
 

@@ -9,6 +9,7 @@ POLICY_VIOLATION = 1008  # sustained abuse
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013  # the registry is unavailable, or lost this connection's record
 
+CLOSED_BY_OPERATOR = 4000  # default of the disconnect API; callers may pick 4000-4999
 INVALID_QUERY = 4400
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403

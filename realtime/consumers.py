@@ -12,7 +12,7 @@ import time
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import close_codes, protocol
+from . import close_codes, delivery, protocol
 from .connection import Connection
 from .handshake import HandshakeError, parse_connection_request
 from .instance import instance_id
@@ -141,6 +141,25 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         await self._release("client_closed", close_code=code)
+
+    # --- requests from operators and services, through the channel layer (delivery.py) ---
+
+    async def connection_message(self, message: dict) -> None:
+        if self.record is None:
+            return  # closing: no acknowledgement, so the sender learns it did not arrive
+        await self.send(protocol.message(message["data"]))
+        await self._acknowledge(message)
+
+    async def connection_disconnect(self, message: dict) -> None:
+        if self.record is None:
+            return
+        await self.close(message["code"])
+        await self._release("operator_disconnect", close_code=message["code"])
+        await self._acknowledge(message)
+
+    async def _acknowledge(self, message: dict) -> None:
+        if message.get("ack"):
+            await self.channel_layer.send(message["ack"], {"type": delivery.ACK})
 
     async def registration_lost(self) -> None:
         """Called by the keeper: this connection's item is gone, so the socket must go too."""

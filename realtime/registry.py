@@ -385,6 +385,56 @@ class ConnectionRegistry:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def counts(self, *, tenant: str | None = None) -> dict[str, dict[str, dict[str, int]]]:
+        """Live connections counted as {tenant: {deployment_id: {connection_type: n}}}.
+
+        For one tenant this is a Query of its index partition. For every tenant it is the
+        registry's one Scan (DynamoDB cannot list an index's partition keys): it reads the
+        whole table, projected to four attributes, so keep it to operator overviews.
+        """
+        now = str(math.ceil(self.clock()))
+        kwargs = {
+            "ProjectionExpression": "tenant, deployment_id, connection_type",
+            "FilterExpression": "#ttl >= :now",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": {":now": {"N": now}},
+        }
+        operation = "scan"
+        if tenant is not None:
+            operation = "query"
+            kwargs.update(IndexName=TENANT_INDEX, KeyConditionExpression="tenant = :tenant")
+            kwargs["ExpressionAttributeValues"][":tenant"] = {"S": tenant}
+        counts: dict[str, dict[str, dict[str, int]]] = {}
+        while True:
+            response = self._call(operation, **kwargs)
+            for item in response.get("Items", []):
+                if "tenant" not in item:
+                    continue  # not one of ours (the original server's items lack the fields)
+                types = counts.setdefault(item["tenant"]["S"], {}).setdefault(
+                    item["deployment_id"]["S"], {}
+                )
+                kind = item["connection_type"]["S"]
+                types[kind] = types.get(kind, 0) + 1
+            if "LastEvaluatedKey" not in response:
+                return counts
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def expired_ids(self) -> Iterator[str]:
+        """Ids of items past their TTL that DynamoDB has not deleted yet (a Scan)."""
+        kwargs = {
+            "ProjectionExpression": "connection_id",
+            "FilterExpression": "#ttl < :now",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": {":now": {"N": str(math.ceil(self.clock()))}},
+        }
+        while True:
+            response = self._call("scan", **kwargs)
+            for item in response.get("Items", []):
+                yield item["connection_id"]["S"]
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     # --- async twins ----------------------------------------------------------
 
     def _async(self, method):
@@ -404,6 +454,12 @@ class ConnectionRegistry:
 
     async def aget(self, connection_id: str) -> Connection | None:
         return await self._async(self.get)(connection_id)
+
+    async def afor_tenant(self, tenant: str, **kwargs) -> Page:
+        return await self._async(self.for_tenant)(tenant, **kwargs)
+
+    async def acounts(self, *, tenant: str | None = None) -> dict:
+        return await self._async(self.counts)(tenant=tenant)
 
     # --- the table ------------------------------------------------------------
 

@@ -32,7 +32,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "realtime.admin_site.OperatorAdminConfig",  # django.contrib.admin with the operator pages
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,6 +81,8 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files come straight from the installed apps: no collectstatic step to forget.
+WHITENOISE_USE_FINDERS = True
 
 # --- Channel layer ----------------------------------------------------------
 
@@ -105,6 +108,11 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Operator API ----------------------------------------------------------
+
+# Bearer tokens accepted by the management API (comma-separated; several allow rotation).
+API_TOKENS = [token for token in env.list("API_TOKENS", default=[]) if token]
 
 # How long a request to one connection (send, disconnect) waits for the holding server's
 # acknowledgement before the connection counts as gone.

@@ -1,0 +1,3 @@
+"""URLs of the management API, under /api/."""
+
+urlpatterns = []

@@ -65,3 +65,22 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["from_file", "8000"]
+
+
+def test_redis_socket_timeout_outlasts_the_layers_blocking_read():
+    from channels_redis.core import RedisChannelLayer
+
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['socket_timeout'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=base_env(DJANGO_SETTINGS_MODULE="project.settings", DEBUG="true", REDIS_URL="redis://x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) > RedisChannelLayer.brpop_timeout

@@ -12,51 +12,18 @@ from botocore import exceptions as botocore_exceptions
 from botocore.exceptions import ClientError
 
 from realtime import registry as registry_module
-from realtime.connection import Connection, isoformat
+from realtime.connection import isoformat
 from realtime.registry import (
     InvalidCursor,
     RegistryError,
     RegistryUnavailable,
     TableReport,
-    _to_item,
     make_client,
 )
 from tests.conftest import EXPECTED_INDEXES, NOW
+from tests.records import TTL, conn, seed
 
 TABLE = "tests_connections"
-TTL = 3600
-
-
-def conn(
-    connection_id: str,
-    *,
-    tenant: str = "acme",
-    deployment_id: str = "prod",
-    connection_type: str = "client",
-    expires_at: int = NOW + TTL,
-    instance_id: str = "host-a-1-0a0b0c0d",
-) -> Connection:
-    return Connection(
-        connection_id=connection_id,
-        tenant=tenant,
-        deployment_id=deployment_id,
-        connection_type=connection_type,
-        connected_at=isoformat(NOW),
-        expires_at=expires_at,
-        instance_id=instance_id,
-        channel_name=f"specific.{connection_id}",
-        client_addr="203.0.113.7:50123",
-    )
-
-
-def seed(registry, connections) -> None:
-    """Write many items fast (BatchWriteItem); `register` itself is tested on its own."""
-    items = [{"PutRequest": {"Item": _to_item(c)}} for c in connections]
-    for start in range(0, len(items), 25):
-        response = registry.client.batch_write_item(
-            RequestItems={registry.table_name: items[start : start + 25]}
-        )
-        assert not response["UnprocessedItems"]
 
 
 def raw_item(registry, connection_id: str) -> dict | None:
@@ -783,3 +750,37 @@ def test_async_register_raises_registry_error_for_a_taken_id(dynamodb):
 
     with pytest.raises(RegistryError):
         asyncio.run(dynamodb.aregister(conn("c-1")))
+
+
+# --- counts and expired items ---------------------------------------------------
+
+
+def test_counts_per_tenant_deployment_and_type_leave_out_expired(dynamodb):
+    seed(
+        dynamodb,
+        [
+            conn("a1", tenant="acme", deployment_id="prod", connection_type="client"),
+            conn("a2", tenant="acme", deployment_id="prod", connection_type="client"),
+            conn("a3", tenant="acme", deployment_id="prod", connection_type="worker"),
+            conn("a4", tenant="acme", deployment_id="prod-1", connection_type="client"),
+            conn("b1", tenant="beta", deployment_id="prod", connection_type="client"),
+            conn("x1", tenant="acme", deployment_id="prod", expires_at=NOW - 1),
+        ],
+    )
+    acme = {"prod": {"client": 2, "worker": 1}, "prod-1": {"client": 1}}
+    assert dynamodb.counts() == {"acme": acme, "beta": {"prod": {"client": 1}}}
+    assert dynamodb.counts(tenant="acme") == {"acme": acme}
+    assert dynamodb.counts(tenant="nobody") == {}
+
+
+def test_counts_for_one_tenant_is_a_query_of_its_index(dynamodb, spy):
+    dynamodb.counts(tenant="acme")
+    assert spy.operations() == ["query"]
+    assert spy.kwargs("query")[0]["IndexName"] == "by_tenant"
+
+
+def test_expired_ids_lists_only_items_past_their_ttl(dynamodb, clock):
+    seed(dynamodb, [conn("live"), conn("old", expires_at=NOW - 10), conn("edge", expires_at=NOW)])
+    assert set(dynamodb.expired_ids()) == {"old"}
+    clock.advance(1)
+    assert set(dynamodb.expired_ids()) == {"old", "edge"}

@@ -80,8 +80,8 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# Static files come straight from the installed apps: no collectstatic step to forget.
+# Static files come straight from the installed apps (no STATIC_ROOT): no collectstatic step
+# to forget.
 WHITENOISE_USE_FINDERS = True
 
 # --- Channel layer ----------------------------------------------------------

@@ -14,6 +14,9 @@ from . import close_codes
 __all__ = [
     "PARAMETERS",
     "MAX_QUERY_STRING_BYTES",
+    "VALUE_PATTERN",
+    "VALUE_RULE",
+    "is_valid_value",
     "ConnectionRequest",
     "HandshakeError",
     "parse_connection_request",
@@ -24,8 +27,16 @@ MAX_VALUE_LENGTH = 128
 # Three values of 128 characters, percent-encoded at worst, plus room for later parameters.
 MAX_QUERY_STRING_BYTES = 4096
 
-_VALUE = re.compile(r"[A-Za-z0-9._-]{1,%d}" % MAX_VALUE_LENGTH)
-_VALUE_RULE = f"1..{MAX_VALUE_LENGTH} characters of A-Z a-z 0-9 . _ -"
+# The rule for tenant, deployment_id and connection_type wherever they come from (handshake,
+# management API). The registry relies on it: "#" separates the parts of the index sort key.
+VALUE_PATTERN = rf"[A-Za-z0-9._-]{{1,{MAX_VALUE_LENGTH}}}"
+VALUE_RULE = f"1..{MAX_VALUE_LENGTH} characters of A-Z a-z 0-9 . _ -"
+_VALUE = re.compile(VALUE_PATTERN)
+
+
+def is_valid_value(value: str) -> bool:
+    """Whether `value` is acceptable as a tenant, deployment_id or connection_type, as is."""
+    return _VALUE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +102,9 @@ def parse_connection_request(
                 "repeated_parameter",
                 f"query parameter '{name}' must be given once, got {len(given)}",
             )
-        if not _VALUE.fullmatch(given[0]):
+        if not is_valid_value(given[0]):
             raise HandshakeError(
-                "invalid_parameter", f"query parameter '{name}' must be {_VALUE_RULE}"
+                "invalid_parameter", f"query parameter '{name}' must be {VALUE_RULE}"
             )
 
     request = ConnectionRequest(*(values[name][0] for name in PARAMETERS))

@@ -18,6 +18,8 @@ __all__ = [
     "Echo",
     "Rejected",
     "MAX_NESTING_DEPTH",
+    "InvalidJson",
+    "parse_json",
     "parse_client_frame",
     "encode",
     "connected",
@@ -65,19 +67,31 @@ MAX_NESTING_DEPTH = 128
 _TOO_DEEP = f"message is nested too deeply (more than {MAX_NESTING_DEPTH} levels)"
 
 
-class _NotJson(ValueError):
-    pass
+class InvalidJson(ValueError):
+    """Text that is not JSON by the protocol's rules; the message says why, for people."""
 
 
 def _reject_constant(name: str):
-    raise _NotJson(f"{name} is not valid JSON")
+    raise InvalidJson(f"{name} is not valid JSON")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _NotJson(f"number {text[:20]} is out of range")
+        raise InvalidJson(f"number {text[:20]} is out of range")
     return value
+
+
+def _loads(text: str):
+    """json.loads without NaN, Infinity or numbers out of float range. Raises InvalidJson."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except InvalidJson:
+        raise
+    except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
+        raise InvalidJson(f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidJson(_TOO_DEEP) from None
 
 
 def _utf8_length_over(text: str, limit: int) -> bool:
@@ -103,6 +117,22 @@ def _nesting_over(text: str, value, limit: int) -> bool:
     return False
 
 
+def parse_json(text: str):
+    """Parse any JSON value by the rules client frames follow.
+
+    Rejected: invalid JSON, `NaN`/`Infinity`/`-Infinity`, numbers out of float range, integers
+    over Python's digit limit, and nesting deeper than MAX_NESTING_DEPTH. Accepted values
+    always encode back (`encode`).
+
+    Raises:
+        InvalidJson: with a reason for people.
+    """
+    value = _loads(text)
+    if isinstance(value, (dict, list)) and _nesting_over(text, value, MAX_NESTING_DEPTH):
+        raise InvalidJson(_TOO_DEEP)
+    return value
+
+
 def parse_client_frame(
     text: str | None, data: bytes | None = None, *, max_bytes: int
 ) -> ClientFrame:
@@ -121,13 +151,10 @@ def parse_client_frame(
     if _utf8_length_over(text, max_bytes):
         return _too_big(len(text.encode("utf-8", "surrogatepass")), max_bytes)
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except _NotJson as exc:
+        value = _loads(text)
+    except InvalidJson as exc:
         return Rejected("invalid_json", str(exc))
-    except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
-        return Rejected("invalid_json", f"message is not valid JSON: {exc}")
-    except RecursionError:
-        return Rejected("invalid_json", _TOO_DEEP)
+    # Checked before the nesting, unlike parse_json: a deep array is "not_an_object".
     if not isinstance(value, dict):
         return Rejected("not_an_object", "message must be a JSON object with a 'type'")
     if _nesting_over(text, value, MAX_NESTING_DEPTH):

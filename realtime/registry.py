@@ -166,19 +166,29 @@ def _encode_cursor(key: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def _decode_cursor(cursor: str, tenant: str, prefix: str) -> dict:
+# The attributes of a start key on each index: the index's keys and the table's.
+_START_KEYS = {
+    TENANT_INDEX: ("connection_id", "tenant", _SCOPE_KEY),
+    INSTANCE_INDEX: ("connection_id", "instance_id"),
+}
+
+
+def _decode_cursor(cursor: str, index: str, partition: tuple[str, str], sort_prefix: str) -> dict:
+    """A start key from a cursor, checked to lie inside the query it is used with."""
+    partition_name, partition_value = partition
+    sort_name = _START_KEYS[index][-1]
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
         valid = (
             isinstance(key, dict)
-            and set(key) == {"connection_id", "tenant", _SCOPE_KEY}
+            and set(key) == set(_START_KEYS[index])
             and all(
                 isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str)
                 for v in key.values()
             )
-            and key["tenant"]["S"] == tenant
+            and key[partition_name]["S"] == partition_value
             # DynamoDB rejects a start key outside the key condition (ValidationException).
-            and key[_SCOPE_KEY]["S"].startswith(prefix)
+            and key[sort_name]["S"].startswith(sort_prefix)
         )
     except (ValueError, UnicodeError, binascii.Error):
         valid = False
@@ -337,18 +347,47 @@ class ConnectionRegistry:
         if connection_type is not None and deployment_id is None:
             raise ValueError("connection_type narrows a deployment: give deployment_id too")
         condition = "tenant = :tenant"
-        # ttl >= ceil(now) is exactly `not Connection.is_expired(now)` for a fractional now.
-        values = {":tenant": {"S": tenant}, ":now": {"N": str(math.ceil(self.clock()))}}
+        values = {":tenant": {"S": tenant}}
         prefix = ""
         if deployment_id is not None:
             prefix = f"{deployment_id}#" if connection_type is None else f"{deployment_id}#{connection_type}#"
             condition += f" AND begins_with({_SCOPE_KEY}, :prefix)"
             values[":prefix"] = {"S": prefix}
-        start = _decode_cursor(cursor, tenant, prefix) if cursor else None
+        start = (
+            _decode_cursor(cursor, TENANT_INDEX, ("tenant", tenant), prefix) if cursor else None
+        )
+        return self._live_page(TENANT_INDEX, condition, values, limit=limit, start=start)
+
+    def instance_page(
+        self, instance_id: str, *, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        """Live connections held by one server process, in pages (connection id order).
+
+        Raises:
+            InvalidCursor: a cursor not issued for this instance.
+        """
+        start = (
+            _decode_cursor(cursor, INSTANCE_INDEX, ("instance_id", instance_id), "")
+            if cursor
+            else None
+        )
+        return self._live_page(
+            INSTANCE_INDEX,
+            "instance_id = :instance",
+            {":instance": {"S": instance_id}},
+            limit=limit,
+            start=start,
+        )
+
+    def _live_page(
+        self, index: str, condition: str, values: dict, *, limit: int, start: dict | None
+    ) -> Page:
+        # ttl >= ceil(now) is exactly `not Connection.is_expired(now)` for a fractional now.
+        values = {**values, ":now": {"N": str(math.ceil(self.clock()))}}
         found: list[Connection] = []
         while True:
             kwargs = {
-                "IndexName": TENANT_INDEX,
+                "IndexName": index,
                 "KeyConditionExpression": condition,
                 "FilterExpression": "#ttl >= :now",
                 "ExpressionAttributeNames": {"#ttl": "ttl"},
@@ -364,7 +403,7 @@ class ConnectionRegistry:
             if not start or len(found) >= limit:
                 break
         if start:
-            start = {name: start[name] for name in ("connection_id", "tenant", _SCOPE_KEY)}
+            start = {name: start[name] for name in _START_KEYS[index]}
         return Page(found, _encode_cursor(start) if start else None)
 
     def for_instance(self, instance_id: str, *, include_expired: bool = False) -> Iterator[Connection]:
@@ -457,6 +496,9 @@ class ConnectionRegistry:
 
     async def afor_tenant(self, tenant: str, **kwargs) -> Page:
         return await self._async(self.for_tenant)(tenant, **kwargs)
+
+    async def ainstance_page(self, instance_id: str, **kwargs) -> Page:
+        return await self._async(self.instance_page)(instance_id, **kwargs)
 
     async def acounts(self, *, tenant: str | None = None) -> dict:
         return await self._async(self.counts)(tenant=tenant)

@@ -9,6 +9,8 @@ AsyncClient) and tests/e2e/test_api_e2e.py (real HTTP).
 
 import json
 import re
+import urllib.error
+import urllib.request
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
@@ -96,3 +98,38 @@ def schema_errors(schema_name: str, instance) -> list[str]:
         {"$ref": f"{_URI}#/components/schemas/{schema_name}"}, registry=_REGISTRY
     )
     return [error.message for error in validator.iter_errors(instance)]
+
+
+TOKEN = "e2e-token-0123456789abcdef"
+OTHER_TOKEN = "e2e-rotated-token-fedcba9876543210"
+
+
+class Api:
+    """HTTP calls to one server's API; each answer must be documented."""
+
+    def __init__(self, port: int, token: str | None = TOKEN):
+        self.base = f"http://127.0.0.1:{port}"
+        self.token = token
+
+    def __call__(
+        self, method: str, path: str, body=None, *, content_type: str = "application/json"
+    ) -> tuple[int, dict, dict]:
+        """Returns (status, headers, JSON body)."""
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(self.base + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, answer_headers, raw = (
+                    response.status,
+                    dict(response.headers),
+                    response.read(),
+                )
+        except urllib.error.HTTPError as error:
+            status, answer_headers, raw = error.code, dict(error.headers), error.read()
+        return status, answer_headers, check_response(method, path, status, answer_headers, raw)

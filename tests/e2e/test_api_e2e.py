@@ -4,49 +4,13 @@ Every response is checked against realtime/openapi.json, as in tests/test_api.py
 """
 
 import json
-import urllib.error
-import urllib.request
 from urllib.parse import quote
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.api_contract import DOCUMENT, check_response
+from tests.api_contract import DOCUMENT, OTHER_TOKEN, TOKEN, Api
 from tests.e2e.conftest import wait_until
-
-TOKEN = "e2e-token-0123456789abcdef"
-OTHER_TOKEN = "e2e-rotated-token-fedcba9876543210"
-
-
-class Api:
-    """HTTP calls to one server's API; each answer must be documented."""
-
-    def __init__(self, port: int, token: str | None = TOKEN):
-        self.base = f"http://127.0.0.1:{port}"
-        self.token = token
-
-    def __call__(
-        self, method: str, path: str, body=None, *, content_type: str = "application/json"
-    ) -> tuple[int, dict, dict]:
-        """Returns (status, headers, JSON body)."""
-        headers = {}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            headers["Content-Type"] = content_type
-        request = urllib.request.Request(self.base + path, data, headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status, answer_headers, raw = (
-                    response.status,
-                    dict(response.headers),
-                    response.read(),
-                )
-        except urllib.error.HTTPError as error:
-            status, answer_headers, raw = error.code, dict(error.headers), error.read()
-        return status, answer_headers, check_response(method, path, status, answer_headers, raw)
 
 
 def query(tenant: str, deployment_id: str, connection_type: str) -> dict:

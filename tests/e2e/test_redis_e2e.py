@@ -6,6 +6,9 @@ import time
 
 import pytest
 import redis
+from websockets.exceptions import ConnectionClosed
+
+from tests.api_contract import TOKEN, Api
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -30,3 +33,35 @@ def test_idle_clients_stay_connected_across_blocking_reads(start_server, redis_u
         assert json.loads(ws.recv(timeout=5))["connection_id"] == connection_id
         ws.close()
     assert "Timeout reading from" not in server.process.output
+
+
+def test_api_call_on_one_instance_reaches_a_client_of_another(start_server, redis_url):
+    """Two daphne processes share moto and Redis: sends, broadcasts and disconnects made
+    through one instance's API reach clients held by the other."""
+    holder = start_server(REDIS_URL=redis_url, API_TOKENS=TOKEN)
+    other = start_server(REDIS_URL=redis_url, API_TOKENS=TOKEN)
+    api = Api(other.port)
+    ws, connection_id = holder.open_client()
+    second, second_id = holder.open_client()
+
+    status, _, body = api("POST", f"/api/connections/{connection_id}/messages", {"data": {"n": 1}})
+    assert (status, body) == (200, {"connection_id": connection_id, "delivered": True})
+    assert json.loads(ws.recv(timeout=5)) == {"type": "message", "data": {"n": 1}}
+
+    status, _, body = api("POST", "/api/broadcasts", {"tenant": "acme", "data": "all"})
+    assert (status, body) == (200, {"targeted": 2})
+    for client in (ws, second):
+        assert json.loads(client.recv(timeout=5)) == {"type": "message", "data": "all"}
+
+    status, _, body = api("DELETE", f"/api/connections/{connection_id}", {"code": 4321})
+    assert (status, body) == (200, {"connection_id": connection_id, "disconnected": True})
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=5)
+    assert closed.value.rcvd.code == 4321
+    assert holder.registry.get(connection_id) is None  # removed before the API answered
+
+    # The holder dies without cleaning up: the other instance finds the orphan gone.
+    holder.process.kill()
+    status, _, body = api("POST", f"/api/connections/{second_id}/messages", {"data": 1})
+    assert (status, body["code"]) == (410, "connection_gone")
+    assert holder.registry.get(second_id) is None

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import api_input
 from .api_auth import Principal, authenticate
 from .api_input import ApiError
-from .connection import Connection, isoformat
+from .connection import Connection, is_connection_id, isoformat
 from .delivery import (
     ConnectionGone,
     ConnectionNotFound,
@@ -255,7 +255,7 @@ async def _stats(request: HttpRequest, principal: Principal) -> dict:
 
 def _known_id(connection_id: str) -> None:
     # An id that was never issued cannot be live: 404 without a registry call.
-    if not api_input.is_connection_id(connection_id):
+    if not is_connection_id(connection_id):
         raise ConnectionNotFound(f"no live connection {connection_id}")
 
 

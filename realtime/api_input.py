@@ -10,7 +10,6 @@ a mistyped filter must not silently widen a listing or a broadcast.
 """
 
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,6 @@ __all__ = [
     "Broadcast",
     "ListQuery",
     "Scope",
-    "is_connection_id",
     "parse_broadcast",
     "parse_disconnect",
     "parse_list_query",
@@ -39,11 +37,6 @@ MAX_LIMIT = 1000
 _INSTANCE_ID = re.compile(r"[\x21-\x7e]{1,256}")
 _LIMIT = re.compile(r"[0-9]{1,4}")
 _MAX_CURSOR_LENGTH = 4096
-# What the channel layer can carry: channels_redis serialises with msgpack, which holds
-# integers of 64 bits and UTF-8 strings only (no lone surrogates). The in-memory layer holds
-# anything, but the API's answer must not depend on the deployment.
-_MIN_INT = -(2**63)
-_MAX_INT = 2**64 - 1
 
 Query = Mapping[str, list[str]]
 
@@ -89,18 +82,6 @@ class ListQuery:
 class Broadcast:
     scope: Scope
     data: Any
-
-
-def is_connection_id(value: str) -> bool:
-    """Whether `value` could be a connection id: ids are `str(uuid.uuid4())`, canonical form.
-
-    Anything else was never issued, so the API answers 404 without asking DynamoDB (which
-    would also refuse keys over 2048 bytes with an error, not with "not found").
-    """
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
 
 
 # --- query strings ----------------------------------------------------------------------
@@ -291,46 +272,13 @@ def _object(
 
 
 def _data(data, max_bytes: int):
-    # Measured as the server encodes it for the client: what WS_MAX_MESSAGE_BYTES bounds.
-    size = len(protocol.encode(data).encode("utf-8"))
-    if size > max_bytes:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"field 'data' is {size} bytes encoded; the limit is {max_bytes} "
-            "(WS_MAX_MESSAGE_BYTES)",
-        )
-    _check_portable(data)
-    return data
-
-
-def _check_portable(data) -> None:
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif type(value) is int and not _MIN_INT <= value <= _MAX_INT:
-            raise ApiError(
-                400,
-                "invalid_field",
-                "field 'data' holds an integer outside the 64-bit range "
-                f"({_MIN_INT}..{_MAX_INT}); send it as a string",
-            )
-        elif isinstance(value, str) and not _is_utf8(value):
-            raise ApiError(
-                400,
-                "invalid_field",
-                "field 'data' holds a string with a lone surrogate (\\ud800-\\udfff)",
-            )
-
-
-def _is_utf8(text: str) -> bool:
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        protocol.check_outgoing(data, max_bytes=max_bytes)
+    except protocol.UnsendableData as exc:
+        if exc.code == "message_too_big":
+            raise ApiError(
+                413, "payload_too_large", f"field 'data' {exc.detail} (WS_MAX_MESSAGE_BYTES)"
+            ) from None
+        # The in-memory layer would carry it, but the answer must not depend on the deployment.
+        raise ApiError(400, "invalid_field", f"field 'data' {exc.detail}") from None
+    return data

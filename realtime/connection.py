@@ -6,12 +6,24 @@ from datetime import UTC, datetime
 
 from .handshake import ConnectionRequest
 
-__all__ = ["Connection", "isoformat"]
+__all__ = ["Connection", "isoformat", "is_connection_id"]
 
 
 def isoformat(epoch_seconds: float) -> str:
     """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds, e.g. 2026-01-31T12:00:00.000Z."""
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def is_connection_id(value: str) -> bool:
+    """Whether `value` could be a connection id: ids are `str(uuid.uuid4())`, canonical form.
+
+    Anything else was never issued, so callers answer "not found" without asking DynamoDB
+    (which would also refuse keys over 2048 bytes with an error, not with "not found").
+    """
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,5 +21,5 @@ def _value(value) -> str:
     return json.dumps(text)
 
 
-def event(name: str, **fields) -> str:
+def event(name: str, /, **fields) -> str:
     return " ".join([name, *(f"{key}={_value(value)}" for key, value in fields.items())])

@@ -21,6 +21,8 @@ __all__ = [
     "InvalidJson",
     "parse_json",
     "parse_client_frame",
+    "UnsendableData",
+    "check_outgoing",
     "encode",
     "connected",
     "pong",
@@ -173,6 +175,60 @@ def _too_big(size: int, max_bytes: int) -> Rejected:
         f"message is {size} bytes; the limit is {max_bytes}",
         close_codes.MESSAGE_TOO_BIG,
     )
+
+
+class UnsendableData(ValueError):
+    """Data that cannot be pushed to a client: `code` is "message_too_big" or "not_portable".
+
+    `detail` is a predicate ("is 70000 bytes encoded; ..."): callers name the subject.
+    """
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+# What the channel layer can carry: channels_redis serialises with msgpack, which has 64-bit
+# integers and UTF-8 strings only.
+_MIN_INT, _MAX_INT = -(2**63), 2**64 - 1
+
+
+def check_outgoing(data, *, max_bytes: int) -> None:
+    """Check data an operator or service wants to push to a client (`message`).
+
+    The size is measured as the server encodes it for the client, against the same limit
+    as client messages.
+
+    Raises:
+        UnsendableData: over `max_bytes` encoded, or not carriable by the channel layer.
+    """
+    size = len(encode(data))  # ASCII: characters are bytes
+    if size > max_bytes:
+        raise UnsendableData(
+            "message_too_big", f"is {size} bytes encoded; the limit is {max_bytes}"
+        )
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif type(value) is int and not _MIN_INT <= value <= _MAX_INT:
+            raise UnsendableData(
+                "not_portable",
+                f"holds an integer outside the 64-bit range ({_MIN_INT}..{_MAX_INT}); "
+                "send it as a string",
+            )
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UnsendableData(
+                    "not_portable", "holds a string with a lone surrogate (\\ud800-\\udfff)"
+                ) from None
 
 
 def encode(payload: dict) -> str:

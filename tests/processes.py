@@ -116,14 +116,14 @@ def server_env(endpoint_url: str, table_name: str, **overrides: str) -> dict[str
 
     DEBUG is on so that the server creates its table at start.
     """
-    return base_env(
-        DEBUG="true",
-        SECRET_KEY="tests-secret-key-0123456789abcdefghijkl",
-        DYNAMODB_ENDPOINT_URL=endpoint_url,
-        DYNAMODB_TABLE_NAME=table_name,
-        DATABASE_URL="sqlite://:memory:",
-        **overrides,
-    )
+    defaults = {
+        "DEBUG": "true",
+        "SECRET_KEY": "tests-secret-key-0123456789abcdefghijkl",
+        "DYNAMODB_ENDPOINT_URL": endpoint_url,
+        "DYNAMODB_TABLE_NAME": table_name,
+        "DATABASE_URL": "sqlite://:memory:",
+    }
+    return base_env(**{**defaults, **overrides})
 
 
 def moto_server(port: int = 0) -> ServerProcess:

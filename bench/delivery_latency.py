@@ -50,18 +50,23 @@ def sample(ws, port: int, connection_id: str, n: int) -> list[float]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300)
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     args = parser.parse_args()
 
     moto = moto_server().start()
     env = server_env(
-        f"http://127.0.0.1:{moto.port}", "bench_delivery", REDIS_URL=args.redis_url, API_TOKENS=TOKEN
+        f"http://127.0.0.1:{moto.port}",
+        "bench_delivery",
+        REDIS_URL=args.redis_url,
+        API_TOKENS=TOKEN,
     )
     holder = daphne_server(env).start()
     other = daphne_server(env).start()

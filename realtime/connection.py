@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from .handshake import ConnectionRequest
 
-__all__ = ["Connection", "isoformat", "is_connection_id"]
+__all__ = ["Connection", "is_connection_id", "isoformat"]
 
 
 def isoformat(epoch_seconds: float) -> str:
-    """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds, e.g. 2026-01-31T12:00:00.000Z."""
+    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. 2026-01-31T12:00:00.000Z."""
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 

@@ -24,15 +24,15 @@ from .logs import event
 from .registry import RegistryError, get_registry
 
 __all__ = [
-    "DeliveryError",
-    "ConnectionNotFound",
-    "ConnectionGone",
-    "DeliveryUnavailable",
-    "connection_send",
-    "connection_disconnect",
-    "connections_broadcast",
-    "MESSAGE",
     "DISCONNECT",
+    "MESSAGE",
+    "ConnectionGone",
+    "ConnectionNotFound",
+    "DeliveryError",
+    "DeliveryUnavailable",
+    "connection_disconnect",
+    "connection_send",
+    "connections_broadcast",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ async def _send_all(layer, connections: Iterable[Connection], message: dict) -> 
         results = await asyncio.gather(
             *(layer.send(c.channel_name, message) for c in chunk), return_exceptions=True
         )
-        for connection, result in zip(chunk, results):
+        for connection, result in zip(chunk, results, strict=True):
             if isinstance(result, ChannelFull):
                 # One slow client must not fail everyone else's broadcast.
                 logger.warning(event("delivery.queue_full", connection_id=connection.connection_id))

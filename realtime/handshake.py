@@ -12,13 +12,13 @@ from urllib.parse import parse_qsl
 from . import close_codes
 
 __all__ = [
-    "PARAMETERS",
     "MAX_QUERY_STRING_BYTES",
+    "PARAMETERS",
     "VALUE_PATTERN",
     "VALUE_RULE",
-    "is_valid_value",
     "ConnectionRequest",
     "HandshakeError",
+    "is_valid_value",
     "parse_connection_request",
 ]
 

@@ -13,23 +13,23 @@ from . import close_codes
 from .connection import Connection, isoformat
 
 __all__ = [
-    "Ping",
-    "InfoRequest",
-    "Echo",
-    "Rejected",
     "MAX_NESTING_DEPTH",
+    "Echo",
+    "InfoRequest",
     "InvalidJson",
-    "parse_json",
-    "parse_client_frame",
+    "Ping",
+    "Rejected",
     "UnsendableData",
     "check_outgoing",
-    "encode",
     "connected",
-    "pong",
-    "info",
     "echo",
+    "encode",
     "error",
+    "info",
     "message",
+    "parse_client_frame",
+    "parse_json",
+    "pong",
 ]
 
 

@@ -31,16 +31,16 @@ from .connection import Connection
 from .logs import event
 
 __all__ = [
-    "TENANT_INDEX",
     "INSTANCE_INDEX",
-    "RegistryError",
-    "RegistryUnavailable",
+    "TENANT_INDEX",
+    "ConnectionRegistry",
     "InvalidCursor",
     "Page",
+    "RegistryError",
+    "RegistryUnavailable",
     "TableReport",
-    "ConnectionRegistry",
-    "make_client",
     "get_registry",
+    "make_client",
 ]
 
 logger = logging.getLogger(__name__)
@@ -350,12 +350,14 @@ class ConnectionRegistry:
         values = {":tenant": {"S": tenant}}
         prefix = ""
         if deployment_id is not None:
-            prefix = f"{deployment_id}#" if connection_type is None else f"{deployment_id}#{connection_type}#"
+            prefix = (
+                f"{deployment_id}#"
+                if connection_type is None
+                else f"{deployment_id}#{connection_type}#"
+            )
             condition += f" AND begins_with({_SCOPE_KEY}, :prefix)"
             values[":prefix"] = {"S": prefix}
-        start = (
-            _decode_cursor(cursor, TENANT_INDEX, ("tenant", tenant), prefix) if cursor else None
-        )
+        start = _decode_cursor(cursor, TENANT_INDEX, ("tenant", tenant), prefix) if cursor else None
         return self._live_page(TENANT_INDEX, condition, values, limit=limit, start=start)
 
     def instance_page(
@@ -406,7 +408,9 @@ class ConnectionRegistry:
             start = {name: start[name] for name in _START_KEYS[index]}
         return Page(found, _encode_cursor(start) if start else None)
 
-    def for_instance(self, instance_id: str, *, include_expired: bool = False) -> Iterator[Connection]:
+    def for_instance(
+        self, instance_id: str, *, include_expired: bool = False
+    ) -> Iterator[Connection]:
         """Every connection recorded as held by one server process."""
         kwargs = {
             "IndexName": INSTANCE_INDEX,
@@ -558,9 +562,10 @@ class ConnectionRegistry:
         try:
             return self._call("describe_table")["Table"]
         except RegistryUnavailable as exc:
-            if isinstance(exc.__cause__, ClientError) and exc.__cause__.response["Error"][
-                "Code"
-            ] == "ResourceNotFoundException":
+            if (
+                isinstance(exc.__cause__, ClientError)
+                and exc.__cause__.response["Error"]["Code"] == "ResourceNotFoundException"
+            ):
                 return None
             raise
 

@@ -31,8 +31,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from . import delivery
-from .connection import is_connection_id
-from .connection import Connection, isoformat
+from .connection import Connection, is_connection_id, isoformat
 from .delivery import ConnectionGone, ConnectionNotFound, DeliveryError
 from .forms import (
     ConnectionActionForm,

@@ -2,7 +2,7 @@
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
@@ -105,8 +105,14 @@ def test_connection_is_frozen():
 
 @pytest.mark.parametrize(
     "now, expired",
-    [(1059.0, False), (1059.999, False), (1060, False), (1060.0, False), (1060.001, True),
-     (1061, True)],
+    [
+        (1059.0, False),
+        (1059.999, False),
+        (1060, False),
+        (1060.0, False),
+        (1060.001, True),
+        (1061, True),
+    ],
 )
 def test_is_expired_only_after_expires_at(now, expired):
     # DynamoDB reads filter `ttl < now`: the record still counts at the second it expires.

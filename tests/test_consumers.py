@@ -5,7 +5,6 @@ real daphne process and real sockets.
 """
 
 import asyncio
-import json
 import threading
 
 import pytest

@@ -102,14 +102,22 @@ def test_broadcast_reaches_exactly_the_selected_connections(registry):
     async def scenario():
         clients = {
             name: await open_client(*name.split("/"))
-            for name in ("acme/prod-1/client", "acme/prod-1/worker", "acme/prod-2/client", "beta/prod-1/client")
+            for name in (
+                "acme/prod-1/client",
+                "acme/prod-1/worker",
+                "acme/prod-2/client",
+                "beta/prod-1/client",
+            )
         }
         targeted = await delivery.connections_broadcast(
             tenant="acme", deployment_id="prod-1", data={"n": 1}
         )
         assert targeted == 2
         for name in ("acme/prod-1/client", "acme/prod-1/worker"):
-            assert await clients[name][0].receive_json_from() == {"type": "message", "data": {"n": 1}}
+            assert await clients[name][0].receive_json_from() == {
+                "type": "message",
+                "data": {"n": 1},
+            }
         for name in ("acme/prod-2/client", "beta/prod-1/client"):
             assert await clients[name][0].receive_nothing(timeout=0.2)
         assert await delivery.connections_broadcast(tenant="acme", data={"n": 2}) == 3

@@ -27,11 +27,16 @@ def run(*args) -> str:
 
 
 def stored_ids(registry) -> set[str]:
-    return {i["connection_id"]["S"] for i in registry.client.scan(TableName=registry.table_name)["Items"]}
+    return {
+        i["connection_id"]["S"]
+        for i in registry.client.scan(TableName=registry.table_name)["Items"]
+    }
 
 
 def test_list_by_tenant_prints_a_table_of_live_connections(registry):
-    seed(registry, [conn("c1"), conn("c2", deployment_id="other"), conn("gone", expires_at=NOW - 1)])
+    seed(
+        registry, [conn("c1"), conn("c2", deployment_id="other"), conn("gone", expires_at=NOW - 1)]
+    )
     lines = run("list_connections", "--tenant", "acme").splitlines()
     assert lines[0].split() == [
         "connection_id",
@@ -48,9 +53,20 @@ def test_list_by_tenant_prints_a_table_of_live_connections(registry):
 
 def test_list_narrows_by_deployment_and_type_and_limits(registry):
     seed(registry, [conn(f"c{i}") for i in range(5)] + [conn("w", connection_type="worker")])
-    out = run("list_connections", "--tenant", "acme", "--deployment-id", "prod", "--connection-type", "worker")
+    out = run(
+        "list_connections",
+        "--tenant",
+        "acme",
+        "--deployment-id",
+        "prod",
+        "--connection-type",
+        "worker",
+    )
     assert out.splitlines()[-1] == "1 connection"
-    assert run("list_connections", "--tenant", "acme", "--limit", "3").splitlines()[-1] == "3 connections"
+    assert (
+        run("list_connections", "--tenant", "acme", "--limit", "3").splitlines()[-1]
+        == "3 connections"
+    )
 
 
 def test_list_as_json_lines(registry):
@@ -73,8 +89,18 @@ def test_list_rejects_type_without_deployment(registry):
 
 def test_purge_instance_deletes_all_its_items_including_expired(registry):
     dead = [conn(f"d{i}", instance_id="dead-1") for i in range(30)]
-    seed(registry, dead + [conn("old", instance_id="dead-1", expires_at=NOW - 5), conn("alive", instance_id="live-1")])
-    assert run("purge_connections", "--instance", "dead-1") == "instance dead-1: deleted 31 of 31 items\n"
+    seed(
+        registry,
+        [
+            *dead,
+            conn("old", instance_id="dead-1", expires_at=NOW - 5),
+            conn("alive", instance_id="live-1"),
+        ],
+    )
+    assert (
+        run("purge_connections", "--instance", "dead-1")
+        == "instance dead-1: deleted 31 of 31 items\n"
+    )
     assert stored_ids(registry) == {"alive"}
 
 
@@ -86,7 +112,9 @@ def test_purge_expired_deletes_only_expired_items(registry):
 
 def test_purge_dry_run_deletes_nothing(registry):
     seed(registry, [conn("old", expires_at=NOW - 5)])
-    assert run("purge_connections", "--expired", "--dry-run") == "expired: 1 items would be deleted\n"
+    assert (
+        run("purge_connections", "--expired", "--dry-run") == "expired: 1 items would be deleted\n"
+    )
     assert stored_ids(registry) == {"old"}
 
 

@@ -39,8 +39,13 @@ def decode(frame: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "text", ['{"type":"ping"}', ' { "type" : "ping" } ', '{"type":"ping","id":7}',
-             '{"type":"x","type":"ping"}']
+    "text",
+    [
+        '{"type":"ping"}',
+        ' { "type" : "ping" } ',
+        '{"type":"ping","id":7}',
+        '{"type":"x","type":"ping"}',
+    ],
 )
 def test_ping(text):
     assert parse(text) == Ping()
@@ -80,8 +85,20 @@ def test_anything_else_is_echoed(text, data):
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "{", '{"type":"ping"', "{'type':'ping'}", '{"a":1,}', "ping", '{"a":1}{"b":2}',
-     '{"a":undefined}', "\ufeff{}", '{"a":"\x00"}', '{"a":01}'],
+    [
+        "",
+        " ",
+        "{",
+        '{"type":"ping"',
+        "{'type':'ping'}",
+        '{"a":1,}',
+        "ping",
+        '{"a":1}{"b":2}',
+        '{"a":undefined}',
+        "\ufeff{}",
+        '{"a":"\x00"}',
+        '{"a":01}',
+    ],
 )
 def test_invalid_json_is_rejected_without_closing(text):
     result = parse(text)
@@ -120,8 +137,12 @@ def test_integer_within_the_digit_limit_echoes_exactly():
 
 @pytest.mark.parametrize(
     "text",
-    ["[" * 100000, '{"a":' * 100000, "[" * 100000 + "]" * 100000,
-     '{"a":' * 50000 + "1" + "}" * 50000],
+    [
+        "[" * 100000,
+        '{"a":' * 100000,
+        "[" * 100000 + "]" * 100000,
+        '{"a":' * 50000 + "1" + "}" * 50000,
+    ],
     ids=["open-arrays", "open-objects", "closed-arrays", "closed-objects"],
 )
 def test_pathologically_deep_nesting_is_invalid_json_without_raising(text):
@@ -162,13 +183,23 @@ def test_deepest_branch_decides_nesting():
 
 
 @pytest.mark.parametrize(
-    "text", ["[]", '[{"type":"ping"}]', '"ping"', '"{}"', "0", "-1.5", "1e5", "null", "true",
-             "false", " [ ] "],
+    "text",
+    [
+        "[]",
+        '[{"type":"ping"}]',
+        '"ping"',
+        '"{}"',
+        "0",
+        "-1.5",
+        "1e5",
+        "null",
+        "true",
+        "false",
+        " [ ] ",
+    ],
 )
 def test_json_that_is_not_an_object_is_rejected(text):
-    assert parse(text) == Rejected(
-        "not_an_object", "message must be a JSON object with a 'type'"
-    )
+    assert parse(text) == Rejected("not_an_object", "message must be a JSON object with a 'type'")
 
 
 # -- parse_client_frame: sizes and binary --------------------------------------------------
@@ -201,7 +232,9 @@ def padded(size: int, char: str = "a") -> str:
     return head + char * (room // width) + tail
 
 
-@pytest.mark.parametrize("char", ["a", "é", "€", "😀"], ids=["1-byte", "2-byte", "3-byte", "4-byte"])
+@pytest.mark.parametrize(
+    "char", ["a", "é", "€", "😀"], ids=["1-byte", "2-byte", "3-byte", "4-byte"]
+)
 def test_text_exactly_at_the_limit_is_accepted(char):
     size = 24 + 12 * len(char.encode("utf-8"))  # a multiple of 1, 2, 3 and 4 over the frame
     text = padded(size, char)
@@ -209,7 +242,9 @@ def test_text_exactly_at_the_limit_is_accepted(char):
     assert parse(text, max_bytes=size) == Ping()
 
 
-@pytest.mark.parametrize("char", ["a", "é", "€", "😀"], ids=["1-byte", "2-byte", "3-byte", "4-byte"])
+@pytest.mark.parametrize(
+    "char", ["a", "é", "€", "😀"], ids=["1-byte", "2-byte", "3-byte", "4-byte"]
+)
 def test_text_one_byte_over_the_limit_is_too_big_and_closes(char):
     size = 24 + 12 * len(char.encode("utf-8"))
     text = padded(size, char)
@@ -245,7 +280,10 @@ def test_lone_surrogate_echoes_as_ascii_json(escape):
 
 
 def test_non_ascii_is_escaped_in_every_frame():
-    assert protocol.echo({"s": "café 😀"}) == '{"type":"echo","data":{"s":"caf\\u00e9 \\ud83d\\ude00"}}'
+    assert (
+        protocol.echo({"s": "café 😀"})
+        == '{"type":"echo","data":{"s":"caf\\u00e9 \\ud83d\\ude00"}}'
+    )
 
 
 # -- builders ------------------------------------------------------------------------------
@@ -371,8 +409,12 @@ def test_any_binary_gives_one_decision(data, max_bytes):
 
 keys = st.text(max_size=8) | st.just("type")
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20) | st.sampled_from(["ping", "info"]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["ping", "info"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4),
     max_leaves=15,
 )

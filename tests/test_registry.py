@@ -436,7 +436,6 @@ def test_for_instance_returns_one_instance_across_pages(dynamodb, spy):
 # --- create_table ---------------------------------------------------------------
 
 
-
 def describe(registry) -> dict:
     return registry.client.describe_table(TableName=registry.table_name)["Table"]
 

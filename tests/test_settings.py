@@ -7,7 +7,9 @@ import pytest
 
 from tests.processes import ROOT, base_env
 
-LOAD_SETTINGS = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+LOAD_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+)
 
 
 def load(**env: str) -> subprocess.CompletedProcess:
@@ -39,9 +41,7 @@ def test_development_runs_without_a_secret_key():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize(
-    "ttl, refresh", [("3600", "901"), ("3600", "0"), ("3", "1")]
-)
+@pytest.mark.parametrize("ttl, refresh", [("3600", "901"), ("3600", "0"), ("3", "1")])
 def test_refresh_interval_must_leave_room_before_expiry(ttl, refresh):
     result = load(DEBUG="true", CONNECTION_TTL_SECONDS=ttl, TTL_REFRESH_SECONDS=refresh)
     assert result.returncode != 0
@@ -58,7 +58,9 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env=base_env(DJANGO_SETTINGS_MODULE="project.settings", ENV_FILE=str(env_file), PORT="8000"),
+        env=base_env(
+            DJANGO_SETTINGS_MODULE="project.settings", ENV_FILE=str(env_file), PORT="8000"
+        ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -77,7 +79,9 @@ def test_redis_socket_timeout_outlasts_the_layers_blocking_read():
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env=base_env(DJANGO_SETTINGS_MODULE="project.settings", DEBUG="true", REDIS_URL="redis://x"),
+        env=base_env(
+            DJANGO_SETTINGS_MODULE="project.settings", DEBUG="true", REDIS_URL="redis://x"
+        ),
         capture_output=True,
         text=True,
         timeout=60,

@@ -47,7 +47,9 @@ def manage(env: dict[str, str], *args: str) -> None:
 def server(moto_url, table_name, registry, tmp_path):
     """daphne with a file database in which migrate and createsuperuser made an operator."""
     # A file database: with the default in-memory one, each process would have its own.
-    env = server_env(moto_url, table_name, DATABASE_URL=f"sqlite:///{tmp_path / 'operators.sqlite3'}")
+    env = server_env(
+        moto_url, table_name, DATABASE_URL=f"sqlite:///{tmp_path / 'operators.sqlite3'}"
+    )
     manage(env, "migrate", "--noinput")
     manage(
         {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},

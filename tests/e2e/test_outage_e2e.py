@@ -72,9 +72,7 @@ def test_hung_dynamodb_refuses_new_connections_and_keeps_open_ones(outage_server
     assert wait_until(lambda: connection_id not in item_ids(outage_server.registry))
 
 
-def test_unreachable_dynamodb_refuses_new_connections_and_keeps_open_ones(
-    outage_server, own_moto
-):
+def test_unreachable_dynamodb_refuses_new_connections_and_keeps_open_ones(outage_server, own_moto):
     ws, connection_id = outage_server.open_client()
     own_moto.kill()  # connection refused
     error, code, seconds = refused_with(outage_server)

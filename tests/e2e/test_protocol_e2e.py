@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import item_ids, wait_until
 
-SEED_EXAMPLE = '''
+SEED_EXAMPLE = """
 import asyncio
 import websockets
 
@@ -33,7 +33,7 @@ async def connect():
         print(f"Info: {info}")
 
 asyncio.run(connect())
-'''
+"""
 
 
 def receive(ws) -> dict:
@@ -165,7 +165,7 @@ def test_bad_frames_get_errors_and_the_connection_stays(server):
 def test_oversized_message_closes_with_1009_and_others_keep_working(start_server):
     server = start_server(WS_MAX_MESSAGE_BYTES="1024")
     bystander, bystander_id = server.open_client()
-    ws, connection_id = server.open_client()
+    ws, _connection_id = server.open_client()
     ws.send(json.dumps({"type": "chat", "text": "é" * 600}))  # 600 characters, 1,200+ bytes
     error = receive(ws)
     assert error["code"] == "message_too_big"

@@ -88,7 +88,7 @@ def test_clean_close_deregisters(server):
 
 def test_reset_tcp_connection_deregisters(server):
     """The client vanishes with a TCP reset, no close frame."""
-    ws, connection_id = server.open_client()
+    ws, _connection_id = server.open_client()
     keeper, keeper_id = server.open_client()
     sock = ws.socket
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

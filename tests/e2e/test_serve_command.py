@@ -25,7 +25,9 @@ def test_serve_starts_everything_on_host_and_port_and_stops_it():
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve"],
         cwd=ROOT,
-        env=base_env(DEBUG="true", HOST="127.0.0.1", PORT=str(port), DATABASE_URL="sqlite://:memory:"),
+        env=base_env(
+            DEBUG="true", HOST="127.0.0.1", PORT=str(port), DATABASE_URL="sqlite://:memory:"
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -33,7 +35,9 @@ def test_serve_starts_everything_on_host_and_port_and_stops_it():
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
     try:
-        assert wait_until(lambda: any("Listening on TCP address" in line for line in lines), 60), lines
+        assert wait_until(lambda: any("Listening on TCP address" in line for line in lines), 60), (
+            lines
+        )
         with connect(
             f"ws://127.0.0.1:{port}/?tenant=acme&deployment_id=prod-1&connection_type=client",
             legacy=True,

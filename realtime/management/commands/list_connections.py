@@ -48,9 +48,12 @@ class Command(BaseCommand):
                 self.stdout.write(_json_line(connection))
             return
         rows = [[_field(c, name) for name in _COLUMNS] for c in connections]
-        widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(_COLUMNS)]
+        widths = [
+            max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(_COLUMNS)
+        ]
         for row in [list(_COLUMNS), *rows]:
-            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            self.stdout.write("  ".join(cells).rstrip())
         self.stdout.write(f"{len(rows)} connection{'s' if len(rows) != 1 else ''}")
 
     def _connections(self, tenant, instance, deployment_id, connection_type, limit):

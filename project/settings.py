@@ -140,6 +140,43 @@ DYNAMODB_MAX_CONNECTIONS = env.int("DYNAMODB_MAX_CONNECTIONS", default=16)
 WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=65536)
 WS_CONNECTION_TYPES = frozenset(env.list("WS_CONNECTION_TYPES", default=[]))
 
+# --- Who may connect ---------------------------------------------------------
+
+# "none": the query string alone admits a client (the original behaviour); "signed": the
+# client also presents `token`, a JWT (HS256, WS_TOKEN_SECRET) binding tenant, deployment_id,
+# connection_type and an expiry.
+WS_AUTH = env.str("WS_AUTH", default="none")
+if WS_AUTH not in ("none", "signed"):
+    raise ImproperlyConfigured(f"WS_AUTH must be 'none' or 'signed', not {WS_AUTH!r}")
+WS_TOKEN_SECRET = env.str("WS_TOKEN_SECRET", default="")
+if WS_AUTH == "signed" and len(WS_TOKEN_SECRET) < 32:
+    raise ImproperlyConfigured("WS_AUTH=signed needs WS_TOKEN_SECRET of at least 32 characters")
+# The longest lifetime a token may be issued with (by the command and the API).
+WS_TOKEN_MAX_TTL_SECONDS = env.int("WS_TOKEN_MAX_TTL_SECONDS", default=86400)
+# Browser origins allowed to connect ("https://app.example.com", "https://*.example.com");
+# empty allows any origin, and clients that send none.
+WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
+
+# --- Limits (0 turns a limit off) ---------------------------------------------
+
+# Client messages per second per connection, with bursts up to WS_RATE_BURST. A message over
+# the rate gets an error frame; WS_RATE_ABUSE of them within ten seconds close with 1008.
+WS_RATE_PER_SECOND = env.float("WS_RATE_PER_SECOND", default=20.0)
+WS_RATE_BURST = env.int("WS_RATE_BURST", default=40)
+WS_RATE_ABUSE = env.int("WS_RATE_ABUSE", default=20)
+# Open connections per tenant across every instance; the next one is refused with 4429.
+WS_TENANT_MAX_CONNECTIONS = env.int("WS_TENANT_MAX_CONNECTIONS", default=0)
+# Close connections silent for this long (no client message), and any older than this.
+WS_IDLE_TIMEOUT_SECONDS = env.int("WS_IDLE_TIMEOUT_SECONDS", default=0)
+WS_MAX_LIFETIME_SECONDS = env.int("WS_MAX_LIFETIME_SECONDS", default=0)
+
+# --- Shutdown and observability -------------------------------------------------
+
+# On SIGTERM: stop accepting, close every client with 1001, deregister, exit within this bound.
+DRAIN_SECONDS = env.float("DRAIN_SECONDS", default=20.0)
+# When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 if CONNECTION_TTL_SECONDS < 4 or not 1 <= TTL_REFRESH_SECONDS <= CONNECTION_TTL_SECONDS // 4:
     # The keeper sweeps every TTL_REFRESH_SECONDS and refreshes items with less than half
     # their TTL left; a sweep interval above a quarter of the TTL could let an item expire.

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "realtime.health.probes_before_host_check",  # load balancers probe by IP address
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -153,8 +154,9 @@ if WS_AUTH == "signed" and len(WS_TOKEN_SECRET) < 32:
     raise ImproperlyConfigured("WS_AUTH=signed needs WS_TOKEN_SECRET of at least 32 characters")
 # The longest lifetime a token may be issued with (by the command and the API).
 WS_TOKEN_MAX_TTL_SECONDS = env.int("WS_TOKEN_MAX_TTL_SECONDS", default=86400)
-# Browser origins allowed to connect ("https://app.example.com", "https://*.example.com");
-# empty allows any origin, and clients that send none.
+# Browser origins allowed to connect, in Channels' syntax: "https://app.example.com", or
+# "https://.example.com" for every subdomain; empty allows any origin, and clients that send
+# none (a list refuses clients without an Origin header unless it holds "*").
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
 
 # --- Limits (0 turns a limit off) ---------------------------------------------

@@ -1,7 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from realtime import health
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("realtime.api_urls")),
+    # Load balancers and Prometheus; see realtime/health.py.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.prometheus_metrics, name="metrics"),
 ]

@@ -1,14 +1,16 @@
-"""The management API: thin async views over the registry (reads) and delivery (writes).
+"""The management API: thin async views over the registry (reads) and delivery (writes),
+and the issuing of client tokens (tokens.py).
 
 Each view authenticates (api_auth), validates its input (api_input), calls one registry
-selector or delivery service, and renders JSON. Every answer is JSON; every error is
-`{"code": <stable machine code>, "detail": <for people>}`. The routes, statuses and bodies
+selector, delivery service or token function, and renders JSON. Every answer is JSON; every
+error is `{"code": <stable machine code>, "detail": <for people>}`. The routes, statuses and bodies
 are described in realtime/openapi.json, which tests check every response against.
 
 """
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
@@ -33,6 +35,7 @@ from .delivery import (
 )
 from .logs import event
 from .registry import InvalidCursor, RegistryError, get_registry
+from .tokens import MIN_SECRET_LENGTH, is_usable_secret, issue_token, token_expiry
 
 __all__ = [
     "broadcasts",
@@ -43,6 +46,7 @@ __all__ = [
     "not_found",
     "openapi_document",
     "stats",
+    "tokens",
 ]
 
 logger = logging.getLogger(__name__)
@@ -253,6 +257,40 @@ async def _stats(request: HttpRequest, principal: Principal) -> dict:
     return {"total": sum(t["total"] for t in tenants.values()), "tenants": tenants}
 
 
+async def _issue_token(request: HttpRequest, principal: Principal) -> dict:
+    secret = settings.WS_TOKEN_SECRET
+    if not is_usable_secret(secret):
+        # 503, not 4xx: the request is fine, this server is not set up to answer it (and the
+        # caller cannot fix that). Checked first: nothing else about the request matters.
+        raise ApiError(
+            503,
+            "tokens_disabled",
+            f"this server issues no tokens: WS_TOKEN_SECRET ({MIN_SECRET_LENGTH}+ characters) "
+            "is not set",
+        )
+    wanted = api_input.parse_token_request(
+        request.content_type,
+        request.content_params,
+        request.body,
+        max_ttl_seconds=settings.WS_TOKEN_MAX_TTL_SECONDS,
+        allowed_connection_types=settings.WS_CONNECTION_TYPES,
+    )
+    now = time.time()
+    token = issue_token(wanted.request, secret=secret, ttl_seconds=wanted.ttl_seconds, now=now)
+    logger.info(  # who asked for what; never the token
+        event(
+            "api.token_issued",
+            tenant=wanted.request.tenant,
+            deployment_id=wanted.request.deployment_id,
+            connection_type=wanted.request.connection_type,
+            ttl_seconds=wanted.ttl_seconds,
+            by=principal.label,
+        )
+    )
+    expires_at = token_expiry(ttl_seconds=wanted.ttl_seconds, now=now)
+    return {"token": token, "expires_at": isoformat(expires_at)}
+
+
 def _known_id(connection_id: str) -> None:
     # An id that was never issued cannot be live: 404 without a registry call.
     if not is_connection_id(connection_id):
@@ -275,6 +313,7 @@ connection = _endpoint(get=_get_connection, delete=_disconnect)
 connection_messages = _endpoint(post=_send_message)
 broadcasts = _endpoint(post=_broadcast)
 stats = _endpoint(get=_stats)
+tokens = _endpoint(post=_issue_token)
 openapi_document = _endpoint(public=True, get=_openapi_document)
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import close_codes, protocol
-from .handshake import VALUE_RULE, is_valid_value
+from .handshake import VALUE_RULE, ConnectionRequest, is_valid_value
+from .tokens import default_ttl_seconds
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -24,11 +25,13 @@ __all__ = [
     "Broadcast",
     "ListQuery",
     "Scope",
+    "TokenRequest",
     "parse_broadcast",
     "parse_disconnect",
     "parse_list_query",
     "parse_message",
     "parse_stats_query",
+    "parse_token_request",
 ]
 
 DEFAULT_LIMIT = 100
@@ -82,6 +85,14 @@ class ListQuery:
 class Broadcast:
     scope: Scope
     data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """What a token is asked for: the connection it admits, and for how long."""
+
+    request: ConnectionRequest
+    ttl_seconds: int
 
 
 # --- query strings ----------------------------------------------------------------------
@@ -233,6 +244,52 @@ def parse_disconnect(content_type: str, params: Mapping[str, str], body: bytes) 
     if type(code) is not int or not 4000 <= code <= 4999:
         raise ApiError(400, "invalid_field", "field 'code' must be an integer from 4000 to 4999")
     return code
+
+
+def parse_token_request(
+    content_type: str,
+    params: Mapping[str, str],
+    body: bytes,
+    *,
+    max_ttl_seconds: int,
+    allowed_connection_types: frozenset[str] = frozenset(),
+) -> TokenRequest:
+    """POST /tokens: `{"tenant", "deployment_id", "connection_type", "ttl_seconds"?}`.
+
+    The three values follow the handshake's rule, and `connection_type` must be one this
+    server accepts (WS_CONNECTION_TYPES): a token it would refuse is not issued.
+    `ttl_seconds` is an integer from 1 to `max_ttl_seconds` (WS_TOKEN_MAX_TTL_SECONDS);
+    without it, `tokens.default_ttl_seconds(max_ttl_seconds)`.
+
+    Raises:
+        ApiError: 415 or 400 as parse_message.
+    """
+    fields = _object(
+        content_type,
+        params,
+        body,
+        required={"tenant", "deployment_id", "connection_type"},
+        optional={"ttl_seconds"},
+    )
+    scope = _scope(fields, noun="field")
+    if allowed_connection_types and scope.connection_type not in allowed_connection_types:
+        raise ApiError(
+            400,
+            "invalid_field",
+            f"field 'connection_type': '{scope.connection_type}' is not accepted by this server "
+            "(WS_CONNECTION_TYPES)",
+        )
+    ttl = fields.get("ttl_seconds", default_ttl_seconds(max_ttl_seconds))
+    # bool is an int in Python, not in JSON; 60.0 is refused as 1.5 would be.
+    if type(ttl) is not int or not 1 <= ttl <= max_ttl_seconds:
+        raise ApiError(
+            400,
+            "invalid_field",
+            f"field 'ttl_seconds' must be an integer from 1 to {max_ttl_seconds} "
+            "(WS_TOKEN_MAX_TTL_SECONDS)",
+        )
+    request = ConnectionRequest(scope.tenant, scope.deployment_id, scope.connection_type)
+    return TokenRequest(request, ttl)
 
 
 def _object(

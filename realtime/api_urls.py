@@ -14,6 +14,7 @@ urlpatterns = [
     ),
     path("broadcasts", api.broadcasts, name="api-broadcasts"),
     path("stats", api.stats, name="api-stats"),
+    path("tokens", api.tokens, name="api-tokens"),
     path("openapi.json", api.openapi_document, name="api-openapi"),
     # Last: anything else under /api/ is a JSON 404 (and no APPEND_SLASH redirect).
     re_path(r"^", api.not_found),

@@ -1,24 +1,37 @@
 """ConnectionConsumer: the WebSocket shell around handshake, protocol and registry.
 
-The rules live in handshake.py and protocol.py; this module does the I/O in the right order:
-validate, accept, register, then `connected`; deregister on every way out (close, dropped TCP,
-cancellation at server shutdown).
+The rules live in handshake.py, tokens.py, protocol.py and limits.py; this module does the I/O
+in the right order: validate, accept, register, then `connected`; deregister on every way out
+(close, dropped TCP, limits, operator, cancellation at server shutdown).
 """
 
 import asyncio
 import logging
+import random
 import time
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from . import close_codes, delivery, protocol
+from . import close_codes, delivery, lifecycle, metrics, protocol
 from .connection import Connection
-from .handshake import HandshakeError, parse_connection_request
+from .handshake import (
+    ConnectionRequest,
+    HandshakeError,
+    check_origin,
+    parse_connection_request,
+    token_from_query,
+)
 from .instance import instance_id
 from .keeper import get_keeper
+from .limits import MessageRate, Verdict
 from .logs import event
-from .registry import RegistryError, get_registry
+from .registry import QuotaExceeded, RegistryError, get_registry
+from .timeouts import get_sweeper
+from .tokens import verify_token
 
 __all__ = ["ConnectionConsumer"]
 
@@ -27,6 +40,11 @@ logger = logging.getLogger(__name__)
 # Deregistrations still running after their consumer was cancelled; kept so that they are
 # not garbage-collected half way.
 _orphaned_releases: set[asyncio.Task] = set()
+
+_EXPIRY_CODES = {
+    "idle_timeout": close_codes.IDLE_TIMEOUT,
+    "max_lifetime": close_codes.MAX_LIFETIME,
+}
 
 
 def _client_addr(scope) -> str:
@@ -38,13 +56,24 @@ def _client_addr(scope) -> str:
 
 
 class ConnectionConsumer(AsyncWebsocketConsumer):
-    record: Connection | None = None
+    record: Connection | None = None  # set from the registration on, until released
+    opened_at = 0.0  # monotonic
+    last_seen = 0.0  # monotonic: the client's last message
     _registering: asyncio.Future | None = None
+    _rate: MessageRate | None = None
+    _closing = False  # the server decided to close: later frames are dropped
 
     async def __call__(self, scope, receive, send):
+        # AsyncConsumer.__call__, but the channel layer's receive survives a layer outage.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
         reason = "consumer_ended"
         try:
-            await super().__call__(scope, receive, send)
+            await await_many_dispatch([receive, self._receive_from_layer], self.dispatch)
+        except StopConsumer:
+            pass
         except asyncio.CancelledError:
             # Server shutdown: daphne cancels every application, then waits for all of them
             # (see daphne_compat), so the release below completes before the process exits.
@@ -61,18 +90,38 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                 release.add_done_callback(_orphaned_releases.discard)
                 raise
 
+    async def _receive_from_layer(self) -> dict:
+        """The next request through the channel layer, waiting out layer outages.
+
+        While Redis is down the socket keeps working; requests to it fail at their senders.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return await self.channel_layer.receive(self.channel_name)
+            except Exception as exc:  # backends raise their own client's errors
+                _log_layer_outage(exc)
+                # Jittered, so that thousands of consumers do not reconnect in lockstep.
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 30.0)
+
+    # --- the handshake --------------------------------------------------------------------
+
     async def connect(self):
+        await self.accept()  # daphne turns a close before accept into a bare HTTP 403
+        if lifecycle.is_draining():
+            await self._reject(
+                HandshakeError(
+                    "draining",
+                    "this server is shutting down; reconnect",
+                    close_codes.TRY_AGAIN_LATER,
+                )
+            )
+            return
         try:
-            request = parse_connection_request(
-                self.scope["query_string"],
-                allowed_connection_types=settings.WS_CONNECTION_TYPES,
-            )
+            request = self._admit()
         except HandshakeError as exc:
-            logger.info(
-                event("connection.rejected", reason=exc.code, client=_client_addr(self.scope))
-            )
-            await self.accept()  # daphne turns a close before accept into a bare HTTP 403
-            await self._refuse(exc.code, exc.detail, exc.close_code)
+            await self._reject(exc)
             return
 
         record = Connection.open(
@@ -83,31 +132,45 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             channel_name=self.channel_name,
             client_addr=_client_addr(self.scope),
         )
-        await self.accept()
-        # Set before the write, and the write shielded: if we are cancelled meanwhile, the
-        # release path waits for the write to finish, then deletes what it wrote.
+        # Set and claimed before the write, and the write shielded: if we are cancelled
+        # meanwhile, the release path waits for the write to finish, then deletes what it
+        # wrote; and reconciliation leaves the item alone while the write is under way.
         self.record = record
+        keeper = get_keeper()
+        keeper.claim(record.connection_id)
         self._registering = asyncio.ensure_future(get_registry().aregister(record))
         try:
             await asyncio.shield(self._registering)
+        except QuotaExceeded as exc:
+            self.record = None  # nothing was written: the quota and the item go together
+            keeper.untrack(record.connection_id)
+            await self._reject(HandshakeError("over_quota", str(exc), close_codes.OVER_LIMIT))
+            return
         except RegistryError as exc:
-            logger.warning(
-                event(
-                    "connection.rejected",
-                    reason="registry_unavailable",
-                    connection_id=record.connection_id,
-                    error=exc,
-                )
+            await self._reject(
+                HandshakeError(
+                    "registry_unavailable",
+                    "the connection registry is unavailable; try again later",
+                    close_codes.TRY_AGAIN_LATER,
+                ),
+                error=exc,
             )
-            await self._refuse(
-                "registry_unavailable",
-                "the connection registry is unavailable; try again later",
-                close_codes.TRY_AGAIN_LATER,
-            )
-            # The failed put may still have landed: delete it (after telling the client).
+            # The failed put may still land: delete it now, and reconcile later in case it
+            # lands after the delete.
+            keeper.mark_dirty()
             await self._release("registration_failed")
             return
-        get_keeper().track(self)
+
+        self.opened_at = self.last_seen = time.monotonic()
+        self._rate = MessageRate(
+            rate=settings.WS_RATE_PER_SECOND,
+            burst=settings.WS_RATE_BURST,
+            abuse=settings.WS_RATE_ABUSE,
+            now=self.opened_at,
+        )
+        keeper.track(self)
+        get_sweeper().ensure_running()
+        metrics.connection_opened()
         logger.info(
             event(
                 "connection.opened",
@@ -118,26 +181,85 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                 client=record.client_addr,
             )
         )
-        await self.send(protocol.connected(record))
+        await self._send("connected", protocol.connected(record))
+
+    def _admit(self) -> ConnectionRequest:
+        """Who may connect: origin, query string, then the token when WS_AUTH is "signed".
+
+        Raises:
+            HandshakeError: with the code and close code the client is told.
+        """
+        query_string = self.scope["query_string"]
+        check_origin(self.scope.get("headers", ()), settings.WS_ALLOWED_ORIGINS)
+        request = parse_connection_request(
+            query_string, allowed_connection_types=settings.WS_CONNECTION_TYPES
+        )
+        if settings.WS_AUTH == "signed":
+            verify_token(
+                token_from_query(query_string),
+                request,
+                secret=settings.WS_TOKEN_SECRET,
+                now=time.time(),
+            )
+        return request
+
+    async def _reject(self, exc: HandshakeError, *, error: Exception | None = None) -> None:
+        fields = {"reason": exc.code, "client": _client_addr(self.scope)}
+        if error is not None:
+            fields["error"] = error
+        logger.info(event("connection.rejected", **fields))
+        metrics.connection_rejected(exc.code)
+        await self._refuse(exc.code, exc.detail, exc.close_code)
+
+    # --- client frames ----------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.record is None:
+        if self.record is None or self._closing:
             return  # refused or closing: frames that raced the close are dropped
+        now = time.monotonic()
+        self.last_seen = now
+        verdict = self._rate.check(now)
+        if verdict is not Verdict.ALLOW:
+            await self._rate_limited(verdict)
+            return
         frame = protocol.parse_client_frame(
             text_data, bytes_data, max_bytes=settings.WS_MAX_MESSAGE_BYTES
         )
         match frame:
             case protocol.Ping():
+                metrics.message_received("ping")
                 get_keeper().touch(self)
-                await self.send(protocol.pong())
+                await self._send("pong", protocol.pong())
             case protocol.InfoRequest():
-                await self.send(protocol.info(self.record))
+                metrics.message_received("info")
+                await self._send("info", protocol.info(self.record))
             case protocol.Echo(data):
-                await self.send(protocol.echo(data))
+                metrics.message_received("echo")
+                await self._send("echo", protocol.echo(data))
             case protocol.Rejected(code, detail, close_code):
-                await self.send(protocol.error(code, detail))
-                if close_code is not None:
-                    await self.close(close_code)
+                metrics.message_received("invalid")
+                if close_code is None:
+                    await self._send("error", protocol.error(code, detail))
+                else:
+                    await self._refuse(code, detail, close_code)
+
+    async def _rate_limited(self, verdict: Verdict) -> None:
+        rate = settings.WS_RATE_PER_SECOND
+        metrics.message_received("invalid")
+        if verdict is Verdict.ABUSE:
+            logger.info(event("connection.abuse", connection_id=self.record.connection_id))
+            await self._refuse(
+                "rate_limited",
+                f"sustained sending over {rate:g} messages per second",
+                close_codes.POLICY_VIOLATION,
+            )
+        else:
+            await self._send(
+                "error",
+                protocol.error(
+                    "rate_limited", f"over {rate:g} messages per second; this one was dropped"
+                ),
+            )
 
     async def disconnect(self, code):
         await self._release("client_closed", close_code=code)
@@ -145,36 +267,73 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
     # --- requests from operators and services, through the channel layer (delivery.py) ---
 
     async def connection_message(self, message: dict) -> None:
-        if self.record is None:
+        if self.record is None or self._closing:
             return  # closing: no acknowledgement, so the sender learns it did not arrive
-        await self.send(protocol.message(message["data"]))
+        await self._send("message", protocol.message(message["data"]))
         await self._acknowledge(message)
 
     async def connection_disconnect(self, message: dict) -> None:
         if self.record is None:
             return
-        await self.close(message["code"])
+        await self._close_quietly(message["code"])
         await self._release("operator_disconnect", close_code=message["code"])
         await self._acknowledge(message)
 
     async def _acknowledge(self, message: dict) -> None:
-        if message.get("ack"):
+        if not message.get("ack"):
+            return
+        try:
             await self.channel_layer.send(message["ack"], {"type": delivery.ACK})
+        except Exception as exc:  # the layer failed after we acted: the sender times out
+            _log_layer_outage(exc)
+
+    # --- endings the server decides ---------------------------------------------------------
 
     async def registration_lost(self) -> None:
         """Called by the keeper: this connection's item is gone, so the socket must go too."""
-        self.record = None
+        record, self.record = self.record, None
+        if record is not None:
+            _ended(record, "registration_lost", close_codes.TRY_AGAIN_LATER)
         await self._refuse(
             "registration_lost",
             "this connection is no longer registered; reconnect",
             close_codes.TRY_AGAIN_LATER,
         )
 
+    async def expire(self, reason: str) -> None:
+        """Called by the timeout sweeper: idle too long, or open too long."""
+        if self.record is None or self._closing:
+            return
+        code = _EXPIRY_CODES[reason]
+        detail = {
+            "idle_timeout": f"no message for {settings.WS_IDLE_TIMEOUT_SECONDS} seconds",
+            "max_lifetime": f"open for {settings.WS_MAX_LIFETIME_SECONDS} seconds; reconnect",
+        }[reason]
+        await self._refuse(reason, detail, code)
+        await self._release(reason, close_code=code)
+
+    async def shut_down(self) -> Connection | None:
+        """Close with 1001 and hand the record to the shutdown drain, which deregisters
+        in batches. Returns None if the connection was already ending."""
+        record, self.record = self.record, None
+        if record is None:
+            return None
+        get_keeper().untrack(record.connection_id)
+        await self._close_quietly(close_codes.GOING_AWAY)
+        _ended(record, "server_shutdown", close_codes.GOING_AWAY)
+        return record
+
+    async def _send(self, kind: str, text: str) -> None:
+        metrics.message_sent(kind)
+        await self.send(text)
+
     async def _refuse(self, code: str, detail: str, close_code: int) -> None:
-        await self.send(protocol.error(code, detail))
+        self._closing = True
+        await self._send("error", protocol.error(code, detail))
         await self.close(close_code)
 
     async def _close_quietly(self, close_code: int) -> None:
+        self._closing = True
         try:
             await self.close(close_code)
         except Exception as exc:  # the transport may already be gone; closing is best effort
@@ -185,7 +344,8 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         record, self.record = self.record, None
         if record is None:
             return
-        get_keeper().untrack(record.connection_id)
+        keeper = get_keeper()
+        keeper.untrack(record.connection_id)
         if self._registering is not None and not self._registering.done():
             # A delete that overtook the put would leave the put's item behind.
             await asyncio.wait([self._registering])
@@ -193,18 +353,33 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             await get_registry().aderegister(record.connection_id)
         except RegistryError as exc:
             logger.warning(
-                event(
-                    "registry.deregister_failed",
-                    connection_id=record.connection_id,
-                    error=exc,
-                    fallback="ttl",
-                )
+                event("registry.deregister_failed", connection_id=record.connection_id, error=exc)
             )
-        logger.info(
-            event(
-                "connection.closed",
-                connection_id=record.connection_id,
-                reason=reason,
-                code=close_code if close_code is not None else "-",
-            )
+            keeper.mark_dirty()
+        if reason != "registration_failed":  # never opened: it was rejected, and counted so
+            _ended(record, reason, close_code)
+
+
+def _ended(record: Connection, reason: str, close_code: int | None = None) -> None:
+    """Log and count the end of an opened connection; called once per connection."""
+    metrics.connection_closed(reason)
+    logger.info(
+        event(
+            "connection.closed",
+            connection_id=record.connection_id,
+            reason=reason,
+            code=close_code if close_code is not None else "-",
         )
+    )
+
+
+_last_layer_log = 0.0
+
+
+def _log_layer_outage(exc: Exception) -> None:
+    # Every consumer notices a layer outage at once: one line per ten seconds, not thousands.
+    global _last_layer_log
+    now = time.monotonic()
+    if now - _last_layer_log >= 10:
+        _last_layer_log = now
+        logger.warning(event("channel_layer.unavailable", error=exc))

@@ -10,7 +10,8 @@
    reads `details["application_instance"]` for every entry, and the HTTP protocol of a
    connection upgraded to a WebSocket in the last second has no such key: the KeyError aborts
    the whole shutdown hook, no consumer is cancelled, and every open connection would be left
-   registered. The replacement skips those entries.
+   registered. The replacement skips those entries, and drains first (realtime/drain.py):
+   clients are closed with 1001 and deregistered in batches within DRAIN_SECONDS.
 
 Under other ASGI servers (uvicorn) nothing is patched.
 """
@@ -38,17 +39,25 @@ def _server_close(self, code=None):
 def _kill_all_applications(self):
     from twisted.internet import defer
 
+    return defer.Deferred.fromFuture(asyncio.ensure_future(_shut_down(self)))
+
+
+async def _shut_down(server) -> None:
+    # Drain first: every client is closed with 1001 and deregistered in batches. Then the
+    # applications are cancelled, as daphne does, and waited for: a registration still
+    # under way is deleted once its write finishes.
+    from .drain import drain
+
+    await drain()
     running = [
         details["application_instance"]
-        for details in self.connections.values()
+        for details in server.connections.values()
         if "application_instance" in details and not details["application_instance"].done()
     ]
     for application_instance in running:
         application_instance.cancel()
     logger.info("Killed %i pending application instances", len(running))
-    wait_deferred = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
-    wait_deferred.addErrback(lambda _: None)
-    return wait_deferred
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 def apply() -> None:

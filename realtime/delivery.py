@@ -10,14 +10,16 @@ Services raise the exceptions below; the API and the operator pages map them to 
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from redis.exceptions import RedisError
 
-from . import close_codes
+from . import close_codes, metrics
 from .connection import Connection
 from .instance import instance_id
 from .logs import event
@@ -70,14 +72,18 @@ class DeliveryUnavailable(DeliveryError):
     status = 503
 
 
+_OUTCOMES = {ConnectionNotFound: "not_found", ConnectionGone: "gone"}
+
+
 async def connection_send(connection_id: str, data) -> Connection:
     """Deliver `data` to one connection as a `message` frame; returns its record.
 
     Raises:
         ConnectionNotFound, ConnectionGone, DeliveryUnavailable.
     """
-    record = await _live_record(connection_id)
-    await _request(record, {"type": MESSAGE, "data": data})
+    async with _counted("send"):
+        record = await _live_record(connection_id)
+        await _request(record, {"type": MESSAGE, "data": data})
     return record
 
 
@@ -89,9 +95,20 @@ async def connection_disconnect(
     Raises:
         ConnectionNotFound, ConnectionGone, DeliveryUnavailable.
     """
-    record = await _live_record(connection_id)
-    await _request(record, {"type": DISCONNECT, "code": code})
+    async with _counted("disconnect"):
+        record = await _live_record(connection_id)
+        await _request(record, {"type": DISCONNECT, "code": code})
     return record
+
+
+@contextlib.asynccontextmanager
+async def _counted(action: str):
+    try:
+        yield
+    except DeliveryError as exc:
+        metrics.delivery_finished(action=action, outcome=_OUTCOMES.get(type(exc), "unavailable"))
+        raise
+    metrics.delivery_finished(action=action, outcome="delivered")
 
 
 async def connections_broadcast(
@@ -105,6 +122,16 @@ async def connections_broadcast(
     Raises:
         DeliveryUnavailable: the registry or the channel layer failed before anything was sent.
     """
+    try:
+        targeted = await _broadcast(tenant, deployment_id, connection_type, data)
+    except DeliveryUnavailable:
+        metrics.broadcast_failed()
+        raise
+    metrics.broadcast_finished(targeted)
+    return targeted
+
+
+async def _broadcast(tenant, deployment_id, connection_type, data) -> int:
     registry = get_registry()
     layer = _layer()
     message = {"type": MESSAGE, "data": data}
@@ -175,7 +202,7 @@ async def _request(record: Connection, message: dict) -> None:
         raise DeliveryUnavailable(
             f"connection {record.connection_id} has too many undelivered messages"
         ) from None
-    except (OSError, ConnectionError) as exc:  # redis-py's errors derive from these
+    except (OSError, RedisError) as exc:  # the layer's own errors, when it is channels_redis
         raise DeliveryUnavailable(f"channel layer failed: {exc}") from exc
 
 

@@ -1,10 +1,19 @@
-"""TtlKeeper: keeps the registry items of this process's open connections from expiring.
+"""TtlKeeper: keeps this process's registry items exact, and from expiring.
 
-TTL is the safety net for items whose server died, not a liveness signal: while a connection
-is open its item must stay readable, whether the client pings or not. The keeper refreshes an
-item once less than half of CONNECTION_TTL_SECONDS is left, sweeping every TTL_REFRESH_SECONDS;
-a client's `ping` only brings a due refresh forward. With the defaults (3600 s, 300 s) that is
-about two writes per connection-hour, however often clients ping. docs/registry.md has the why.
+Two jobs, both about the items of the connections this process holds:
+
+- TTL refresh. TTL is the safety net for items whose server died, not a liveness signal:
+  while a connection is open its item must stay readable, whether the client pings or not.
+  The keeper refreshes an item once less than half of CONNECTION_TTL_SECONDS is left,
+  sweeping every TTL_REFRESH_SECONDS; a client's `ping` only brings a due refresh forward.
+  With the defaults (3600 s, 300 s) that is about two writes per connection-hour, however
+  often clients ping.
+- Reconciliation. When a registry call for one of our connections fails (a deregistration
+  during an outage, a registration whose write may land late), the keeper later lists this
+  instance's items (its `by_instance` partition) and deletes those that no local connection
+  stands behind, retrying with backoff until DynamoDB answers.
+
+docs/registry.md has the why of both.
 """
 
 import asyncio
@@ -17,6 +26,7 @@ from typing import Protocol
 from django.conf import settings
 
 from .connection import Connection
+from .instance import instance_id
 from .logs import event
 from .registry import ConnectionRegistry, RegistryError, get_registry
 
@@ -41,17 +51,25 @@ class TtlKeeper:
         registry: ConnectionRegistry,
         ttl_seconds: int,
         refresh_seconds: int,
+        instance: str | None = None,
         clock: Callable[[], float] = time.time,
         concurrency: int = 16,
+        reconcile_delay: float = 3.0,
     ):
         self.registry = registry
         self.ttl_seconds = ttl_seconds
         self.refresh_seconds = refresh_seconds
+        self.instance = instance or instance_id()
         self.clock = clock
         self.concurrency = concurrency
+        # Long enough for a write that timed out on our side to land, or never, on DynamoDB's.
+        self.reconcile_delay = reconcile_delay
         self._held: dict[str, Holder] = {}
+        self._claimed: set[str] = set()  # registrations under way
         self._in_flight: set[str] = set()
         self._task: asyncio.Task | None = None
+        self._dirty = False
+        self._repair: asyncio.Task | None = None
 
     def __len__(self) -> int:
         return len(self._held)
@@ -59,12 +77,71 @@ class TtlKeeper:
     def held_ids(self) -> list[str]:
         return list(self._held)
 
+    def holders(self) -> list[Holder]:
+        return list(self._held.values())
+
+    def claim(self, connection_id: str) -> None:
+        """A registration is under way: reconciliation must leave its item alone."""
+        self._claimed.add(connection_id)
+
     def track(self, holder: Holder) -> None:
-        self._held[holder.record.connection_id] = holder
+        """The connection is registered: keep its item alive."""
+        connection_id = holder.record.connection_id
+        self._claimed.discard(connection_id)
+        self._held[connection_id] = holder
         self._ensure_running()
 
     def untrack(self, connection_id: str) -> None:
+        self._claimed.discard(connection_id)
         self._held.pop(connection_id, None)
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def mark_dirty(self) -> None:
+        """A registry write for one of our connections failed: reconcile once DynamoDB answers."""
+        self._dirty = True
+        if self._repair is None or self._repair.done():
+            self._repair = asyncio.get_running_loop().create_task(self._repair_loop())
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    async def reconcile(self) -> int:
+        """Delete this instance's items that no local connection stands behind.
+
+        Returns how many were deleted.
+
+        Raises:
+            RegistryError: DynamoDB failed; nothing is known to be fixed.
+        """
+        listed = await self.registry.ainstance_items(self.instance)
+        # Read after the listing: a registration claims its id before it writes, so an item
+        # in the listing always has its id in one of these sets if it is still wanted.
+        orphans = {
+            c.connection_id: c.tenant
+            for c in listed
+            if c.connection_id not in self._held and c.connection_id not in self._claimed
+        }
+        if not orphans:
+            return 0
+        failed = await self.registry.aderegister_many(orphans, tenants=orphans)
+        if failed:
+            raise RegistryError(f"{len(failed)} orphaned items could not be deleted")
+        logger.info(event("registry.reconciled", instance_id=self.instance, removed=len(orphans)))
+        return len(orphans)
+
+    async def _repair_loop(self) -> None:
+        delay = self.reconcile_delay
+        while self._dirty:
+            await asyncio.sleep(delay)
+            self._dirty = False  # a failure from now on sets it again
+            try:
+                await self.reconcile()
+            except RegistryError as exc:
+                self._dirty = True
+                delay = min(delay * 2, 60.0)
+                logger.warning(event("registry.reconcile_failed", error=exc, retry_in=delay))
 
     def is_due(self, record: Connection, now: float) -> bool:
         return record.expires_at - now <= self.ttl_seconds / 2
@@ -135,7 +212,7 @@ _default: TtlKeeper | None = None
 
 
 def get_keeper() -> TtlKeeper:
-    """The process-wide keeper for the default registry."""
+    """The process-wide keeper for the default registry and this instance."""
     global _default
     if _default is None or _default.registry is not get_registry():
         _default = TtlKeeper(

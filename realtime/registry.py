@@ -11,11 +11,14 @@ only, never the event loop or Django's single sync thread.
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import math
+import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from . import metrics
 from .connection import Connection
 from .logs import event
 
@@ -36,6 +40,7 @@ __all__ = [
     "ConnectionRegistry",
     "InvalidCursor",
     "Page",
+    "QuotaExceeded",
     "RegistryError",
     "RegistryUnavailable",
     "TableReport",
@@ -51,6 +56,14 @@ TENANT_INDEX = "by_tenant"
 INSTANCE_INDEX = "by_instance"
 _SCOPE_KEY = "scope_key"
 _BATCH_SIZE = 25  # BatchWriteItem's limit
+# Errors that are answers, not failures: a condition that did not hold.
+_CALLER_DECIDES = frozenset({"ConditionalCheckFailedException", "TransactionCanceledException"})
+# A tenant's counter of open connections, when quotas are on. Tenants cannot contain "#" and
+# connection ids are uuids, so these keys never meet a connection's; the items carry no
+# `tenant` attribute, so no index and no count sees them.
+_QUOTA_KEY = "quota#{tenant}"
+_QUOTA_COUNT = "open_connections"
+_TRANSACTION_ATTEMPTS = 5
 
 
 class RegistryError(Exception):
@@ -68,6 +81,10 @@ class RegistryUnavailable(RegistryError):
     def __init__(self, message: str, *, reason: str = ""):
         super().__init__(message)
         self.reason = reason
+
+
+class QuotaExceeded(RegistryError):
+    """The tenant already has its WS_TENANT_MAX_CONNECTIONS connections open."""
 
 
 class InvalidCursor(RegistryError):
@@ -197,6 +214,13 @@ def _decode_cursor(cursor: str, index: str, partition: tuple[str, str], sort_pre
     return key
 
 
+def _cancellation_codes(exc: ClientError) -> list[str]:
+    """The per-action codes of a cancelled transaction ("None" for actions that were fine)."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        raise exc
+    return [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+
+
 def _unavailable(operation: str, exc: Exception) -> RegistryUnavailable:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "ClientError")
@@ -223,6 +247,8 @@ class ConnectionRegistry:
         table_name: the table, created by `create_table` or by infrastructure code.
         clock: epoch seconds now; reads treat items with `ttl` before it as gone.
         max_workers: threads for the async twins; match the client's connection pool.
+        tenant_limit: open connections allowed per tenant across every instance; 0 is no
+            limit. Enforced with a counter item per tenant (see docs/registry.md).
     """
 
     def __init__(
@@ -232,10 +258,12 @@ class ConnectionRegistry:
         table_name: str,
         clock: Callable[[], float] = time.time,
         max_workers: int = 16,
+        tenant_limit: int = 0,
     ):
         self.client = client
         self.table_name = table_name
         self.clock = clock
+        self.tenant_limit = tenant_limit
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="registry")
 
     @property
@@ -243,15 +271,18 @@ class ConnectionRegistry:
         """The URL the client sends requests to (AWS's regional endpoint unless overridden)."""
         return self.client.meta.endpoint_url
 
-    def _call(self, operation: str, **kwargs) -> dict:
-        try:
-            return getattr(self.client, operation)(TableName=self.table_name, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise
-            raise _unavailable(operation, exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable(operation, exc) from exc
+    def _call(self, operation: str, *, with_table: bool = True, **kwargs) -> dict:
+        if with_table:
+            kwargs["TableName"] = self.table_name
+        with metrics.registry_call(operation) as call:
+            try:
+                return getattr(self.client, operation)(**kwargs)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _CALLER_DECIDES:
+                    raise
+                raise call.failed(_unavailable(operation, exc)) from exc
+            except BotoCoreError as exc:
+                raise call.failed(_unavailable(operation, exc)) from exc
 
     # --- writes -------------------------------------------------------------
 
@@ -262,6 +293,9 @@ class ConnectionRegistry:
             RegistryError: the id is already taken (it never is for a uuid4).
             RegistryUnavailable: DynamoDB failed; the item may or may not have been written.
         """
+        if self.tenant_limit:
+            self._register_within_quota(connection)
+            return
         try:
             self._call(
                 "put_item",
@@ -270,6 +304,117 @@ class ConnectionRegistry:
             )
         except ClientError as exc:
             raise RegistryError(f"connection id {connection.connection_id} exists") from exc
+
+    def _register_within_quota(self, connection: Connection) -> None:
+        # One transaction: the tenant's counter goes up only if it is under the limit, and
+        # only together with the item, so that instances racing for the last slot cannot
+        # both win it.
+        recounted = False
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            try:
+                self._call(
+                    "transact_write_items",
+                    with_table=False,
+                    TransactItems=[
+                        {"Update": self._quota_update(connection.tenant)},
+                        {
+                            "Put": {
+                                "TableName": self.table_name,
+                                "Item": _to_item(connection),
+                                "ConditionExpression": "attribute_not_exists(connection_id)",
+                            }
+                        },
+                    ],
+                )
+                return
+            except ClientError as exc:
+                quota, item = _cancellation_codes(exc)
+            if item == "ConditionalCheckFailed":
+                raise RegistryError(f"connection id {connection.connection_id} exists")
+            if quota == "ConditionalCheckFailed":
+                # The counter may have drifted up (items DynamoDB expired were never counted
+                # down): recount once before refusing.
+                if not recounted and self._recount_quota(connection.tenant):
+                    recounted = True
+                    continue
+                raise QuotaExceeded(
+                    f"tenant {connection.tenant} has its {self.tenant_limit} connections open"
+                )
+            # TransactionConflict: another registration of the tenant went first.
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise RegistryUnavailable(
+            "DynamoDB transact_write_items failed: TransactionConflict", reason="conflict"
+        )
+
+    def _quota_update(self, tenant: str) -> dict:
+        return {
+            "TableName": self.table_name,
+            "Key": {"connection_id": {"S": _QUOTA_KEY.format(tenant=tenant)}},
+            "UpdateExpression": "SET #n = if_not_exists(#n, :zero) + :one",
+            "ConditionExpression": "attribute_not_exists(#n) OR #n < :limit",
+            "ExpressionAttributeNames": {"#n": _QUOTA_COUNT},
+            "ExpressionAttributeValues": {
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":limit": {"N": str(self.tenant_limit)},
+            },
+        }
+
+    def _recount_quota(self, tenant: str) -> bool:
+        """Lower a tenant's counter to its live items if it counts more. True if lowered."""
+        key = {"connection_id": {"S": _QUOTA_KEY.format(tenant=tenant)}}
+        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item", {})
+        counted = int(item.get(_QUOTA_COUNT, {}).get("N", "0"))
+        live = sum(
+            sum(types.values()) for types in self.counts(tenant=tenant).get(tenant, {}).values()
+        )
+        if live >= counted:
+            return False
+        try:
+            self._call(
+                "update_item",
+                Key=key,
+                UpdateExpression="SET #n = :live",
+                ConditionExpression="#n = :counted",
+                ExpressionAttributeNames={"#n": _QUOTA_COUNT},
+                ExpressionAttributeValues={
+                    ":live": {"N": str(live)},
+                    ":counted": {"N": str(counted)},
+                },
+            )
+        except ClientError:
+            return True  # changed meanwhile: worth another try either way
+        logger.info(event("registry.quota_recounted", tenant=tenant, counted=counted, live=live))
+        return True
+
+    def _release_quota(self, tenant: str, count: int) -> None:
+        """Count `count` deleted connections down from the tenant's counter (never below 0)."""
+        key = {"connection_id": {"S": _QUOTA_KEY.format(tenant=tenant)}}
+        names = {"#n": _QUOTA_COUNT}
+        try:
+            try:
+                self._call(
+                    "update_item",
+                    Key=key,
+                    UpdateExpression="SET #n = #n - :k",
+                    ConditionExpression="#n >= :k",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":k": {"N": str(count)}},
+                )
+            except ClientError:
+                # Drifted below: floor at zero. A missing counter stays missing.
+                with contextlib.suppress(ClientError):
+                    self._call(
+                        "update_item",
+                        Key=key,
+                        UpdateExpression="SET #n = :zero",
+                        ConditionExpression="attribute_exists(#n)",
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={":zero": {"N": "0"}},
+                    )
+        except RegistryUnavailable as exc:
+            # Counted too high until a refusal recounts it; the item itself is gone.
+            logger.warning(event("registry.quota_release_failed", tenant=tenant, error=exc))
 
     def refresh(self, connection_id: str, expires_at: int) -> bool:
         """Move an existing item's TTL to `expires_at`.
@@ -291,11 +436,38 @@ class ConnectionRegistry:
 
     def deregister(self, connection_id: str) -> None:
         """Delete a connection's item. Deleting an item that is already gone is not an error."""
-        self._call("delete_item", Key={"connection_id": {"S": connection_id}})
+        key = {"connection_id": {"S": connection_id}}
+        if not self.tenant_limit:
+            self._call("delete_item", Key=key)
+            return
+        # The old item says whether this call deleted it, and whose counter to count down.
+        old = self._call("delete_item", Key=key, ReturnValues="ALL_OLD").get("Attributes")
+        if old and "tenant" in old:
+            self._release_quota(old["tenant"]["S"], 1)
 
-    def deregister_many(self, connection_ids: Iterable[str], *, attempts: int = 5) -> list[str]:
-        """Delete many items with batch writes. Returns the ids that could not be deleted."""
+    def deregister_many(
+        self,
+        connection_ids: Iterable[str],
+        *,
+        tenants: Mapping[str, str] | None = None,
+        attempts: int = 5,
+    ) -> list[str]:
+        """Delete many items with batch writes. Returns the ids that could not be deleted.
+
+        With quotas on, `tenants` (id -> tenant) says whose counters to count down for the
+        deleted items. Batch writes do not say whether an item existed, so an item deleted
+        by someone else meanwhile is counted down twice; the counter then admits one more
+        connection than the limit until it is next recounted.
+        """
         ids = list(dict.fromkeys(connection_ids))
+        failed = self._batch_delete(ids, attempts)
+        if self.tenant_limit and tenants:
+            deleted = Counter(tenants[cid] for cid in set(ids) - set(failed) if cid in tenants)
+            for tenant, count in deleted.items():
+                self._release_quota(tenant, count)
+        return failed
+
+    def _batch_delete(self, ids: list[str], attempts: int) -> list[str]:
         failed: list[str] = []
         for start in range(0, len(ids), _BATCH_SIZE):
             requests = [
@@ -303,13 +475,15 @@ class ConnectionRegistry:
                 for cid in ids[start : start + _BATCH_SIZE]
             ]
             for attempt in range(attempts):
-                try:
-                    response = self.client.batch_write_item(
-                        RequestItems={self.table_name: requests}
-                    )
-                except (ClientError, BotoCoreError) as exc:
-                    logger.warning(event("registry.batch_delete_failed", error=exc))
-                    response = {"UnprocessedItems": {self.table_name: requests}}
+                with metrics.registry_call("batch_write_item") as call:
+                    try:
+                        response = self.client.batch_write_item(
+                            RequestItems={self.table_name: requests}
+                        )
+                    except (ClientError, BotoCoreError) as exc:
+                        call.failed(_unavailable("batch_write_item", exc))
+                        logger.warning(event("registry.batch_delete_failed", error=exc))
+                        response = {"UnprocessedItems": {self.table_name: requests}}
                 requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
                 if not requests or attempt == attempts - 1:
                     break
@@ -492,8 +666,10 @@ class ConnectionRegistry:
     async def aderegister(self, connection_id: str) -> None:
         await self._async(self.deregister)(connection_id)
 
-    async def aderegister_many(self, connection_ids: Iterable[str]) -> list[str]:
-        return await self._async(self.deregister_many)(list(connection_ids))
+    async def aderegister_many(
+        self, connection_ids: Iterable[str], *, tenants: Mapping[str, str] | None = None
+    ) -> list[str]:
+        return await self._async(self.deregister_many)(list(connection_ids), tenants=tenants)
 
     async def aget(self, connection_id: str) -> Connection | None:
         return await self._async(self.get)(connection_id)
@@ -501,11 +677,22 @@ class ConnectionRegistry:
     async def afor_tenant(self, tenant: str, **kwargs) -> Page:
         return await self._async(self.for_tenant)(tenant, **kwargs)
 
+    async def ainstance_items(self, instance_id: str) -> list[Connection]:
+        """Every item recorded as held by one instance, expired ones included."""
+
+        def items() -> list[Connection]:
+            return list(self.for_instance(instance_id, include_expired=True))
+
+        return await self._async(items)()
+
     async def ainstance_page(self, instance_id: str, **kwargs) -> Page:
         return await self._async(self.instance_page)(instance_id, **kwargs)
 
     async def acounts(self, *, tenant: str | None = None) -> dict:
         return await self._async(self.counts)(tenant=tenant)
+
+    async def adescribe_table(self) -> dict | None:
+        return await self._async(self.describe_table)()
 
     # --- the table ------------------------------------------------------------
 
@@ -658,13 +845,14 @@ def get_registry() -> ConnectionRegistry:
             client=client,
             table_name=settings.DYNAMODB_TABLE_NAME,
             max_workers=settings.DYNAMODB_MAX_CONNECTIONS,
+            tenant_limit=settings.WS_TENANT_MAX_CONNECTIONS,
         )
     return _default
 
 
 def _forget_default(*, setting: str, **kwargs) -> None:
     global _default
-    if setting.startswith(("DYNAMODB_", "AWS_")):
+    if setting.startswith(("DYNAMODB_", "AWS_")) or setting == "WS_TENANT_MAX_CONNECTIONS":
         _default = None
 
 

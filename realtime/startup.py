@@ -7,6 +7,7 @@ from django.conf import settings
 from .instance import instance_id
 from .logs import event
 from .registry import RegistryError, get_registry
+from .tokens import auth_warnings
 
 __all__ = ["prepare"]
 
@@ -14,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 
 def prepare() -> None:
-    """Log who we are; in development (DEBUG and a local endpoint) create the table.
+    """Log who we are and what is unsafe; in development (DEBUG and a local endpoint) create
+    the table.
 
     A failure here is logged, not raised: the server still starts, and refuses connections
     with 1013 until the registry can be reached.
@@ -26,8 +28,11 @@ def prepare() -> None:
             instance_id=instance_id(),
             table=registry.table_name,
             endpoint=settings.DYNAMODB_ENDPOINT_URL or "aws",
+            auth=settings.WS_AUTH,
         )
     )
+    for warning in auth_warnings(settings):
+        logger.warning(event("server.unsafe_configuration", warning=warning))
     if not (settings.DEBUG and settings.DYNAMODB_ENDPOINT_URL):
         return
     try:

@@ -179,3 +179,120 @@ def test_vanished_item_closes_the_socket_with_1013(registry, clock, monkeypatch)
     run(scenario())
     assert stored_ids(registry) == set()
     assert len(keeper) == 0
+
+
+# --- limits, quota, drain (issue: production hardening) --------------------------------------
+
+
+@pytest.fixture
+def fresh_lifecycle(monkeypatch):
+    import threading
+
+    from realtime import lifecycle
+
+    monkeypatch.setattr(lifecycle, "_draining", threading.Event())
+    return lifecycle
+
+
+def test_messages_over_the_rate_get_errors_then_sustained_abuse_closes_with_1008(
+    registry, settings
+):
+    settings.WS_RATE_PER_SECOND = 1
+    settings.WS_RATE_BURST = 2
+    settings.WS_RATE_ABUSE = 3
+
+    async def scenario():
+        client = communicator()
+        await open_connection(client)
+        for _ in range(2):
+            await client.send_json_to({"type": "ping"})
+            assert (await client.receive_json_from())["type"] == "pong"
+        for _ in range(3):
+            await client.send_json_to({"type": "ping"})
+            error = await client.receive_json_from()
+            assert error["code"] == "rate_limited" and "dropped" in error["detail"]
+        await client.send_json_to({"type": "ping"})
+        assert (await client.receive_json_from())["code"] == "rate_limited"
+        assert await closed_code(client) == 1008
+        await client.disconnect()
+
+    run(scenario())
+    assert stored_ids(registry) == set()
+
+
+def test_the_tenant_quota_refuses_with_4429_and_registers_nothing(registry, settings):
+    settings.WS_TENANT_MAX_CONNECTIONS = 1
+    quota_registry = get_registry()  # rebuilt with the limit
+    quota_registry.create_table()
+
+    async def scenario():
+        first = communicator()
+        message = await open_connection(first)
+        second = communicator()
+        await second.connect()
+        error = await second.receive_json_from()
+        assert error["code"] == "over_quota"
+        assert await closed_code(second) == 4429
+        other_tenant = communicator("/?tenant=beta&deployment_id=prod-1&connection_type=client")
+        await open_connection(other_tenant)
+        await other_tenant.disconnect()
+        await first.disconnect()
+        return message["connection_id"]
+
+    run(scenario())
+    assert {i for i in stored_ids(quota_registry) if not i.startswith("quota#")} == set()
+
+
+def test_idle_and_old_connections_are_closed_by_the_sweeper(registry, settings, monkeypatch):
+    from realtime import timeouts
+
+    settings.WS_IDLE_TIMEOUT_SECONDS = 60
+    sweeper = timeouts.get_sweeper()
+    now = [1000.0]
+    monkeypatch.setattr(sweeper, "clock", lambda: now[0])
+
+    async def scenario():
+        client = communicator()
+        await open_connection(client)
+        consumer_view = get_keeper().holders()[0]
+        consumer_view.last_seen = now[0] - 61
+        assert await sweeper.sweep() == 1
+        error = await client.receive_json_from()
+        assert error["code"] == "idle_timeout"
+        assert await closed_code(client) == 4408
+        await client.disconnect()
+
+    run(scenario())
+    assert stored_ids(registry) == set()
+
+
+def test_a_draining_server_refuses_new_connections(registry, fresh_lifecycle):
+    fresh_lifecycle.start_draining()
+
+    async def scenario():
+        client = communicator()
+        await client.connect()
+        assert (await client.receive_json_from())["code"] == "draining"
+        assert await closed_code(client) == 1013
+
+    run(scenario())
+    assert stored_ids(registry) == set()
+
+
+def test_drain_closes_every_client_with_1001_and_deregisters_in_batches(registry, fresh_lifecycle):
+    from realtime.drain import drain
+
+    async def scenario():
+        clients = [communicator() for _ in range(30)]
+        for client in clients:
+            await open_connection(client)
+        assert len(stored_ids(registry)) == 30
+        await drain()
+        assert fresh_lifecycle.is_draining()
+        for client in clients:
+            assert await closed_code(client) == 1001
+            await client.disconnect()
+
+    run(scenario())
+    assert stored_ids(registry) == set()
+    assert len(get_keeper()) == 0

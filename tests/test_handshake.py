@@ -1,4 +1,5 @@
-"""handshake.parse_connection_request: the query-string rules of DESIGN.md section 2."""
+"""handshake: the query-string rules of DESIGN.md section 2 (parse_connection_request,
+token_from_query) and the Origin check (check_origin, WS_ALLOWED_ORIGINS)."""
 
 import re
 
@@ -12,7 +13,10 @@ from realtime.handshake import (
     PARAMETERS,
     ConnectionRequest,
     HandshakeError,
+    check_origin,
+    origin_pattern_errors,
     parse_connection_request,
+    token_from_query,
 )
 
 VALID = b"tenant=acme&deployment_id=prod-1&connection_type=browser"
@@ -378,3 +382,390 @@ def test_any_valid_values_in_any_order_are_returned_exactly(order, tenant, deplo
     values = {"tenant": tenant, "deployment_id": deployment, "connection_type": kind}
     q = "&".join(f"{name}={values[name]}" for name in order).encode()
     assert parse_connection_request(q) == ConnectionRequest(tenant, deployment, kind)
+
+
+# -- token_from_query ----------------------------------------------------------------------
+
+TOKEN_QUERY_CODES = {"query_too_long", "invalid_encoding", "repeated_parameter"}
+
+
+@pytest.mark.parametrize(
+    ("query_string", "token"),
+    [
+        (VALID, None),
+        (b"", None),
+        (b"tokens=x&Token=y&token_=z", None),
+        (VALID + b"&token=aa.bb.cc", "aa.bb.cc"),
+        (b"token=aa.bb.cc&" + VALID, "aa.bb.cc"),
+        (VALID + b"&%74oken=aa.bb.cc", "aa.bb.cc"),
+        (VALID + b"&token=aa%2Ebb.cc", "aa.bb.cc"),
+        (VALID + b"&token=", ""),
+        (VALID + b"&token", ""),
+        (VALID + b"&token=a+b", "a b"),
+        (VALID + b"&token=a=b", "a=b"),
+    ],
+    ids=[
+        "absent",
+        "empty-query",
+        "similar-names",
+        "last",
+        "first",
+        "percent-encoded-name",
+        "percent-encoded-value",
+        "empty",
+        "bare",
+        "plus-is-space",
+        "equals-in-value",
+    ],
+)
+def test_token_is_taken_from_the_query_as_sent(query_string, token):
+    assert token_from_query(query_string) == token
+
+
+@pytest.mark.parametrize(
+    ("query_string", "count"),
+    [
+        (VALID + b"&token=a.b.c&token=a.b.c", 2),
+        (VALID + b"&token=a.b.c&token=", 2),
+        (b"token&" + VALID + b"&token=a.b.c", 2),
+        (VALID + b"&token=x&%74oken=y&token=z", 3),
+    ],
+    ids=["identical", "second-empty", "first-bare", "three-through-encoding"],
+)
+def test_repeated_token_is_refused(query_string, count):
+    with pytest.raises(HandshakeError) as caught:
+        token_from_query(query_string)
+    error = caught.value
+    assert (error.code, error.close_code, error.detail) == (
+        "repeated_parameter",
+        close_codes.INVALID_QUERY,
+        f"query parameter 'token' must be given once, got {count}",
+    )
+
+
+def test_repeated_token_does_not_change_parse_connection_request():
+    # The existing parser ignores `token`, as every parameter it does not know.
+    q = VALID + b"&token=a&token=b"
+    assert parse_connection_request(q) == ConnectionRequest("acme", "prod-1", "browser")
+
+
+@pytest.mark.parametrize(
+    ("query_string", "code"),
+    [
+        (VALID + b"&token=" + b"t" * MAX_QUERY_STRING_BYTES, "query_too_long"),
+        (VALID + b"&token=%ff", "invalid_encoding"),
+        (VALID + b"&token=\xc3\xa9", "invalid_encoding"),
+        (VALID + b"&x=%ff", "invalid_encoding"),
+    ],
+    ids=["too-long", "bad-percent-encoding", "raw-utf8", "elsewhere-in-the-query"],
+)
+def test_token_query_is_decoded_as_strictly_as_the_handshake(query_string, code):
+    with pytest.raises(HandshakeError) as caught:
+        token_from_query(query_string)
+    assert (caught.value.code, caught.value.close_code) == (code, close_codes.INVALID_QUERY)
+    assert caught.value.detail == refusal(query_string).detail
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=MAX_QUERY_STRING_BYTES + 64)
+    | st.lists(
+        st.sampled_from(["token=a.b.c", "token", "%74oken=x", "token=%ff", "x=1", "&", "é"]),
+        max_size=5,
+    ).map(lambda parts: "&".join(parts).encode())
+)
+def test_token_from_query_fails_only_as_the_handshake_does(query_string):
+    """Any bytes: a string, None, or one of three refusals; the query's own refusals
+    (length, encoding) are the handshake's, byte for byte."""
+    try:
+        token = token_from_query(query_string)
+    except HandshakeError as error:
+        assert error.code in TOKEN_QUERY_CODES
+        assert error.close_code == close_codes.INVALID_QUERY
+        if error.code != "repeated_parameter":
+            assert refusal(query_string).code == error.code
+    else:
+        assert token is None or isinstance(token, str)
+
+
+# -- check_origin (WS_ALLOWED_ORIGINS) -----------------------------------------------------
+
+
+def origin_headers(*origins: bytes, name: bytes = b"origin") -> list[tuple[bytes, bytes]]:
+    headers = [(b"host", b"ws.example.com"), (b"user-agent", b"test")]
+    return headers + [(name, origin) for origin in origins]
+
+
+def origin_refusal(headers, allowed) -> HandshakeError:
+    with pytest.raises(HandshakeError) as caught:
+        check_origin(headers, allowed)
+    return caught.value
+
+
+def origin_allowed(origin: bytes, allowed: list[str]) -> bool:
+    try:
+        check_origin(origin_headers(origin), allowed)
+    except HandshakeError as error:
+        assert (error.code, error.close_code) == ("origin_not_allowed", close_codes.FORBIDDEN)
+        assert error.detail == "this origin may not connect to this server"
+        return False
+    return True
+
+
+ORIGIN_CASES = {
+    # pattern: (allowed origins, refused origins)
+    "https://app.example.com": (
+        [
+            b"https://app.example.com",
+            b"https://app.example.com:443",
+            b"HTTPS://APP.Example.COM",
+            b"https://app.example.com/",
+        ],
+        [
+            b"http://app.example.com",  # scheme
+            b"wss://app.example.com",  # same default port, other scheme
+            b"https://app.example.com:8443",  # port
+            b"https://example.com",
+            b"https://www.app.example.com",
+            b"https://evil-app.example.com",
+            b"https://app.example.com.evil.org",
+            b"https://app.example.co",
+        ],
+    ),
+    "https://.example.com": (  # Channels' wildcard: the domain and every subdomain
+        [
+            b"https://example.com",
+            b"https://app.example.com",
+            b"https://a.b.example.com",
+            b"https://app.example.com:443",
+        ],
+        [
+            b"http://app.example.com",
+            b"https://app.example.com:8443",
+            b"https://badexample.com",
+            b"https://example.com.evil.org",
+            b"https://example.org",
+        ],
+    ),
+    "http://localhost:8000": (
+        [b"http://localhost:8000", b"http://LOCALHOST:8000"],
+        [
+            b"http://localhost",
+            b"http://localhost:80",
+            b"http://localhost:8001",
+            b"https://localhost:8000",
+        ],
+    ),
+    "http://[::1]:8000": (
+        [b"http://[::1]:8000"],
+        [b"http://[::1]:8001", b"http://127.0.0.1:8000"],
+    ),
+    "example.com": (  # no scheme: any scheme, any port, that host only
+        [b"https://example.com", b"http://example.com:1234", b"ws://example.com"],
+        [b"https://app.example.com", b"https://example.org"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "origin", "allowed"),
+    [
+        (pattern, origin, allowed)
+        for pattern, (good, bad) in ORIGIN_CASES.items()
+        for allowed, origins in ((True, good), (False, bad))
+        for origin in origins
+    ],
+)
+def test_origin_patterns_follow_channels(pattern, origin, allowed):
+    assert origin_allowed(origin, [pattern]) is allowed
+
+
+def test_origin_matching_is_channels_own():
+    """The same answer as channels.security.websocket.OriginValidator for every case above."""
+    from urllib.parse import urlparse
+
+    from channels.security.websocket import OriginValidator
+
+    for pattern, (good, bad) in ORIGIN_CASES.items():
+        validator = OriginValidator(None, [pattern])
+        for origin in good + bad:
+            expected = validator.valid_origin(urlparse(origin.decode("latin-1")))
+            assert origin_allowed(origin, [pattern]) is expected, (pattern, origin)
+
+
+def test_any_of_several_patterns_allows():
+    allowed = ["https://app.example.com", "http://localhost:8000"]
+    assert origin_allowed(b"http://localhost:8000", allowed)
+    assert origin_allowed(b"https://app.example.com", allowed)
+    assert not origin_allowed(b"https://other.example.com", allowed)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        origin_headers(),
+        origin_headers(b"https://evil.example.org"),
+        origin_headers(b"a", b"b"),
+        origin_headers(b"\xff\x00garbage"),
+    ],
+    ids=["no-headers", "no-origin", "any-origin", "several-origins", "garbage"],
+)
+@pytest.mark.parametrize("allowed", [[], ["*"], ["https://app.example.com", "*"]])
+def test_empty_list_or_star_checks_nothing(headers, allowed):
+    assert check_origin(headers, allowed) is None
+
+
+@pytest.mark.parametrize("headers", [[], origin_headers()], ids=["no-headers", "no-origin"])
+def test_missing_origin_is_refused_when_a_list_is_set(headers):
+    error = origin_refusal(headers, ["https://app.example.com"])
+    assert (error.code, error.close_code, error.detail) == (
+        "origin_not_allowed",
+        4403,
+        "this server requires an Origin header",
+    )
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        (b"https://app.example.com", b"https://app.example.com"),
+        (b"https://evil.example.org", b"https://app.example.com"),
+        (b"https://app.example.com", b"https://evil.example.org"),
+        (b"https://app.example.com", b""),
+    ],
+    ids=["identical", "allowed-last", "allowed-first", "second-empty"],
+)
+def test_several_origin_headers_are_refused(origins):
+    error = origin_refusal(origin_headers(*origins), ["https://app.example.com"])
+    assert (error.code, error.close_code, error.detail) == (
+        "origin_not_allowed",
+        close_codes.FORBIDDEN,
+        "the handshake has several Origin headers",
+    )
+
+
+def test_origin_header_name_is_matched_in_any_case():
+    # ASGI servers lower-case header names; a hand-built scope might not.
+    assert (
+        check_origin(
+            origin_headers(b"https://app.example.com", name=b"Origin"), ["https://app.example.com"]
+        )
+        is None
+    )
+    error = origin_refusal(
+        origin_headers(b"https://x.org", name=b"ORIGIN"), ["https://app.example.com"]
+    )
+    assert error.detail == "this origin may not connect to this server"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"null",  # sandboxed iframes, file:// pages
+        b"",
+        b"app.example.com",
+        b"https://",
+        b"https:app.example.com",
+        b"//app.example.com",
+        b"http://[::1",
+        b"https://app.example.com:99999",
+        b"https://app.example.com:port",
+        b"https://app.example.com:-1",
+        b"https://app.example.com\x00",
+        b"https://app.example.com\r\nx: y",
+        b"\xff\xfe\xfd",
+        b"https://app.example.com@evil.org",
+        b"https://evil.org#@app.example.com",
+    ],
+)
+def test_garbage_origins_are_refused_never_raised(origin):
+    assert not origin_allowed(origin, ["https://app.example.com"])
+
+
+def test_broken_patterns_match_nothing_and_do_not_block_good_ones():
+    # Channels would raise at every match on the first pattern, good origins included.
+    allowed = ["https://a.example.com:99999", "https://*.example.com", "localhost:8000", ""]
+    assert not origin_allowed(b"https://a.example.com", allowed)
+    assert not origin_allowed(b"http://localhost:8000", allowed)
+    assert origin_allowed(b"https://b.example.com", [*allowed, "https://b.example.com"])
+
+
+def test_a_list_of_only_broken_patterns_refuses_everything():
+    # Never fail open: leaving the broken patterns out must not turn the check off.
+    assert not origin_allowed(b"https://a.example.com", ["https://a.example.com:99999"])
+
+
+GLOB = (
+    "uses '*' inside a host, which Channels does not support: write 'https://.example.com' "
+    "for example.com and all its subdomains"
+)
+NO_HOST = "has no host: write it as 'scheme://host[:port]', for example 'http://localhost:8000'"
+
+
+@pytest.mark.parametrize(
+    ("patterns", "errors"),
+    [
+        (["*", "https://app.example.com", "https://.example.com", "example.com"], []),
+        (["http://localhost:8000", "http://[::1]:8000", "HTTPS://APP.EXAMPLE.COM"], []),
+        (["https://*.example.com"], [f"'https://*.example.com' {GLOB}"]),
+        (["*.example.com", "https://.example.com"], [f"'*.example.com' {GLOB}"]),
+        ([""], ["'' is empty"]),
+        (["localhost:8000"], [f"'localhost:8000' {NO_HOST}"]),
+        (
+            ["https://", "example.com:443"],
+            [f"'https://' {NO_HOST}", f"'example.com:443' {NO_HOST}"],
+        ),
+        (
+            ["https://app.example.com:99999"],
+            ["'https://app.example.com:99999' cannot be parsed (Port out of range 0-65535)"],
+        ),
+        (
+            ["https://app.example.com", "http://[::1"],
+            ["'http://[::1' cannot be parsed (Invalid IPv6 URL)"],
+        ),
+    ],
+)
+def test_origin_pattern_errors(patterns, errors):
+    assert origin_pattern_errors(patterns) == errors
+
+
+_origin_piece = st.sampled_from(
+    [
+        "https://",
+        "http://",
+        "ws://",
+        "app",
+        ".",
+        "example",
+        "com",
+        ":",
+        "443",
+        "8000",
+        "[",
+        "]",
+        "::1",
+        "@",
+        "#",
+        "/",
+        "null",
+        "*",
+        "%",
+        "é",
+        "\x00",
+        " ",
+    ]
+)
+_origin_text = st.lists(_origin_piece, max_size=8).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_origin_text.map(str.encode) | st.binary(max_size=40), max_size=3),
+    st.lists(_origin_text, min_size=1, max_size=3),
+)
+def test_any_origin_headers_give_none_or_a_documented_refusal(origins, allowed):
+    try:
+        check_origin(origin_headers(*origins), allowed)
+    except HandshakeError as error:
+        assert (error.code, error.close_code) == ("origin_not_allowed", close_codes.FORBIDDEN)

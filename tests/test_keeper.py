@@ -288,3 +288,68 @@ def test_an_hour_without_pings_keeps_the_item_alive_through_sweeps(registry, clo
 
     run(scenario)
     assert len(registry.refreshes) == 6  # every half TTL, three hours
+
+
+# --- reconciliation against a real (mocked) registry ----------------------------------------
+
+
+@pytest.fixture
+def real_keeper(dynamodb, clock) -> TtlKeeper:
+    return TtlKeeper(
+        registry=dynamodb,
+        ttl_seconds=TTL,
+        refresh_seconds=300,
+        instance="host-a",
+        clock=clock,
+        reconcile_delay=0.01,
+    )
+
+
+def stored(registry) -> set[str]:
+    items = registry.client.scan(TableName=registry.table_name)["Items"]
+    return {item["connection_id"]["S"] for item in items}
+
+
+def test_reconcile_deletes_only_this_instances_unclaimed_items(real_keeper, dynamodb):
+    from tests.records import conn, seed
+
+    seed(
+        dynamodb,
+        [
+            conn("held", instance_id="host-a"),
+            conn("registering", instance_id="host-a"),
+            conn("leaked", instance_id="host-a"),  # e.g. a write that landed after a timeout
+            conn("expired-leak", instance_id="host-a", expires_at=NOW - 5),
+            conn("other-instance", instance_id="host-b"),
+        ],
+    )
+    real_keeper._held["held"] = FakeHolder(record("held", NOW + TTL))
+    real_keeper.claim("registering")
+    assert run(real_keeper.reconcile) == 2
+    assert stored(dynamodb) == {"held", "registering", "other-instance"}
+
+
+def test_a_failed_write_schedules_a_reconcile_that_retries_until_it_succeeds(
+    real_keeper, dynamodb, monkeypatch
+):
+    from tests.records import conn, seed
+
+    seed(dynamodb, [conn("leaked", instance_id="host-a")])
+    calls = []
+    real = dynamodb.ainstance_items
+
+    async def flaky(instance):
+        calls.append(instance)
+        if len(calls) == 1:
+            raise RegistryUnavailable("DynamoDB query failed: EndpointConnectionError")
+        return await real(instance)
+
+    monkeypatch.setattr(dynamodb, "ainstance_items", flaky)
+
+    async def scenario():
+        real_keeper.mark_dirty()
+        await asyncio.wait_for(real_keeper._repair, 5)
+
+    run(scenario)
+    assert len(calls) == 2 and not real_keeper.dirty
+    assert stored(dynamodb) == set()

@@ -138,7 +138,9 @@ def test_unpinged_connection_stays_registered_past_its_ttl(start_server):
 
 
 def test_pings_do_not_write_until_a_refresh_is_due(start_server):
-    server = start_server(CONNECTION_TTL_SECONDS="40", TTL_REFRESH_SECONDS="10")
+    server = start_server(
+        CONNECTION_TTL_SECONDS="40", TTL_REFRESH_SECONDS="10", WS_RATE_PER_SECOND="0"
+    )
     ws, connection_id = server.open_client()
     with ws:
         ttl = server.registry.get(connection_id).expires_at

@@ -144,6 +144,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         except QuotaExceeded as exc:
             self.record = None  # nothing was written: the quota and the item go together
             keeper.untrack(record.connection_id)
+            keeper.recount_quota_soon(record.tenant)
             await self._reject(HandshakeError("over_quota", str(exc), close_codes.OVER_LIMIT))
             return
         except RegistryError as exc:

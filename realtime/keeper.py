@@ -34,6 +34,8 @@ __all__ = ["Holder", "TtlKeeper", "get_keeper"]
 
 logger = logging.getLogger(__name__)
 
+QUOTA_RECOUNT_INTERVAL = 30.0  # seconds between recounts of one tenant's counter, per process
+
 
 class Holder(Protocol):
     """What the keeper needs of an open connection (the consumer)."""
@@ -55,6 +57,7 @@ class TtlKeeper:
         clock: Callable[[], float] = time.time,
         concurrency: int = 16,
         reconcile_delay: float = 3.0,
+        index_settle_seconds: float = 2.0,
     ):
         self.registry = registry
         self.ttl_seconds = ttl_seconds
@@ -70,6 +73,10 @@ class TtlKeeper:
         self._task: asyncio.Task | None = None
         self._dirty = False
         self._repair: asyncio.Task | None = None
+        # Global secondary indexes lag their table, usually by well under a second.
+        self.index_settle_seconds = index_settle_seconds
+        self._recounted: dict[str, float] = {}
+        self._background: set[asyncio.Task] = set()
 
     def __len__(self) -> int:
         return len(self._held)
@@ -130,6 +137,46 @@ class TtlKeeper:
             raise RegistryError(f"{len(failed)} orphaned items could not be deleted")
         logger.info(event("registry.reconciled", instance_id=self.instance, removed=len(orphans)))
         return len(orphans)
+
+    # --- quota recount -------------------------------------------------------------------
+
+    def recount_quota_soon(self, tenant: str) -> None:
+        """A connection was refused over the tenant's quota: check the counter for drift.
+
+        In the background, at most once per QUOTA_RECOUNT_INTERVAL per tenant and process;
+        the refused client is not kept waiting.
+        """
+        now = time.monotonic()
+        if now - self._recounted.get(tenant, -QUOTA_RECOUNT_INTERVAL) < QUOTA_RECOUNT_INTERVAL:
+            return
+        self._recounted[tenant] = now
+        task = asyncio.get_running_loop().create_task(self.recount_quota(tenant))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def recount_quota(self, tenant: str) -> bool:
+        """Lower the tenant's counter to its live items if it counts more. True if lowered.
+
+        The counter drifts up when DynamoDB expires an orphan that was never counted down.
+        The version read first, then a pause long enough for the tenant index to show every
+        registration made before it, then the count, then a write conditional on the version:
+        a registration or deregistration anywhere in between voids the write.
+        """
+        try:
+            counted, version = await self.registry.aquota_state(tenant)
+            await asyncio.sleep(self.index_settle_seconds)
+            live = await self.registry.alive_count(tenant)
+            lowered = live < counted and await self.registry.alower_quota(
+                tenant, to=live, version=version
+            )
+        except RegistryError as exc:
+            logger.warning(event("registry.quota_recount_failed", tenant=tenant, error=exc))
+            return False
+        if lowered:
+            logger.info(
+                event("registry.quota_recounted", tenant=tenant, counted=counted, live=live)
+            )
+        return lowered
 
     async def _repair_loop(self) -> None:
         delay = self.reconcile_delay

@@ -63,6 +63,9 @@ _CALLER_DECIDES = frozenset({"ConditionalCheckFailedException", "TransactionCanc
 # `tenant` attribute, so no index and no count sees them.
 _QUOTA_KEY = "quota#{tenant}"
 _QUOTA_COUNT = "open_connections"
+_QUOTA_VERSION = "version"
+_QUOTA_NAMES = {"#n": _QUOTA_COUNT, "#v": _QUOTA_VERSION}
+_BUMP_VERSION = "#v = if_not_exists(#v, :zero) + :one"
 _TRANSACTION_ATTEMPTS = 5
 
 
@@ -214,6 +217,10 @@ def _decode_cursor(cursor: str, index: str, partition: tuple[str, str], sort_pre
     return key
 
 
+def _quota_key(tenant: str) -> dict:
+    return {"connection_id": {"S": _QUOTA_KEY.format(tenant=tenant)}}
+
+
 def _cancellation_codes(exc: ClientError) -> list[str]:
     """The per-action codes of a cancelled transaction ("None" for actions that were fine)."""
     if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -309,7 +316,6 @@ class ConnectionRegistry:
         # One transaction: the tenant's counter goes up only if it is under the limit, and
         # only together with the item, so that instances racing for the last slot cannot
         # both win it.
-        recounted = False
         for attempt in range(_TRANSACTION_ATTEMPTS):
             try:
                 self._call(
@@ -332,11 +338,6 @@ class ConnectionRegistry:
             if item == "ConditionalCheckFailed":
                 raise RegistryError(f"connection id {connection.connection_id} exists")
             if quota == "ConditionalCheckFailed":
-                # The counter may have drifted up (items DynamoDB expired were never counted
-                # down): recount once before refusing.
-                if not recounted and self._recount_quota(connection.tenant):
-                    recounted = True
-                    continue
                 raise QuotaExceeded(
                     f"tenant {connection.tenant} has its {self.tenant_limit} connections open"
                 )
@@ -349,10 +350,10 @@ class ConnectionRegistry:
     def _quota_update(self, tenant: str) -> dict:
         return {
             "TableName": self.table_name,
-            "Key": {"connection_id": {"S": _QUOTA_KEY.format(tenant=tenant)}},
-            "UpdateExpression": "SET #n = if_not_exists(#n, :zero) + :one",
+            "Key": _quota_key(tenant),
+            "UpdateExpression": f"SET #n = if_not_exists(#n, :zero) + :one, {_BUMP_VERSION}",
             "ConditionExpression": "attribute_not_exists(#n) OR #n < :limit",
-            "ExpressionAttributeNames": {"#n": _QUOTA_COUNT},
+            "ExpressionAttributeNames": _QUOTA_NAMES,
             "ExpressionAttributeValues": {
                 ":zero": {"N": "0"},
                 ":one": {"N": "1"},
@@ -360,60 +361,73 @@ class ConnectionRegistry:
             },
         }
 
-    def _recount_quota(self, tenant: str) -> bool:
-        """Lower a tenant's counter to its live items if it counts more. True if lowered."""
-        key = {"connection_id": {"S": _QUOTA_KEY.format(tenant=tenant)}}
-        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item", {})
-        counted = int(item.get(_QUOTA_COUNT, {}).get("N", "0"))
-        live = sum(
-            sum(types.values()) for types in self.counts(tenant=tenant).get(tenant, {}).values()
+    def quota_state(self, tenant: str) -> tuple[int, int]:
+        """A tenant's counter as (open connections counted, version); (0, 0) when absent.
+
+        The version changes with every write to the counter.
+        """
+        item = self._call("get_item", Key=_quota_key(tenant), ConsistentRead=True).get("Item", {})
+        return (
+            int(item.get(_QUOTA_COUNT, {}).get("N", "0")),
+            int(item.get(_QUOTA_VERSION, {}).get("N", "0")),
         )
-        if live >= counted:
-            return False
+
+    def lower_quota(self, tenant: str, *, to: int, version: int) -> bool:
+        """Set a tenant's counter to `to` if it was not written since `version` was read.
+
+        Returns whether it was set. See docs/registry.md ("Per-tenant quota") for when this is
+        safe: the caller must have counted the live items after the version was read, and late
+        enough for the tenant index to show every registration made before that.
+        """
         try:
             self._call(
                 "update_item",
-                Key=key,
-                UpdateExpression="SET #n = :live",
-                ConditionExpression="#n = :counted",
-                ExpressionAttributeNames={"#n": _QUOTA_COUNT},
+                Key=_quota_key(tenant),
+                UpdateExpression=f"SET #n = :to, {_BUMP_VERSION}",
+                ConditionExpression="#v = :version AND #n > :to",
+                ExpressionAttributeNames=_QUOTA_NAMES,
                 ExpressionAttributeValues={
-                    ":live": {"N": str(live)},
-                    ":counted": {"N": str(counted)},
+                    ":to": {"N": str(to)},
+                    ":version": {"N": str(version)},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
                 },
             )
         except ClientError:
-            return True  # changed meanwhile: worth another try either way
-        logger.info(event("registry.quota_recounted", tenant=tenant, counted=counted, live=live))
+            return False
         return True
+
+    def live_count(self, tenant: str) -> int:
+        """How many live items a tenant has (a Query of its index partition)."""
+        deployments = self.counts(tenant=tenant).get(tenant, {})
+        return sum(sum(types.values()) for types in deployments.values())
 
     def _release_quota(self, tenant: str, count: int) -> None:
         """Count `count` deleted connections down from the tenant's counter (never below 0)."""
-        key = {"connection_id": {"S": _QUOTA_KEY.format(tenant=tenant)}}
-        names = {"#n": _QUOTA_COUNT}
+        values = {":k": {"N": str(count)}, ":zero": {"N": "0"}, ":one": {"N": "1"}}
         try:
             try:
                 self._call(
                     "update_item",
-                    Key=key,
-                    UpdateExpression="SET #n = #n - :k",
+                    Key=_quota_key(tenant),
+                    UpdateExpression=f"SET #n = #n - :k, {_BUMP_VERSION}",
                     ConditionExpression="#n >= :k",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={":k": {"N": str(count)}},
+                    ExpressionAttributeNames=_QUOTA_NAMES,
+                    ExpressionAttributeValues=values,
                 )
             except ClientError:
                 # Drifted below: floor at zero. A missing counter stays missing.
                 with contextlib.suppress(ClientError):
                     self._call(
                         "update_item",
-                        Key=key,
-                        UpdateExpression="SET #n = :zero",
+                        Key=_quota_key(tenant),
+                        UpdateExpression=f"SET #n = :zero, {_BUMP_VERSION}",
                         ConditionExpression="attribute_exists(#n)",
-                        ExpressionAttributeNames=names,
-                        ExpressionAttributeValues={":zero": {"N": "0"}},
+                        ExpressionAttributeNames=_QUOTA_NAMES,
+                        ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
                     )
         except RegistryUnavailable as exc:
-            # Counted too high until a refusal recounts it; the item itself is gone.
+            # Counted too high until a recount lowers it; the item itself is gone.
             logger.warning(event("registry.quota_release_failed", tenant=tenant, error=exc))
 
     def refresh(self, connection_id: str, expires_at: int) -> bool:
@@ -687,6 +701,15 @@ class ConnectionRegistry:
 
     async def ainstance_page(self, instance_id: str, **kwargs) -> Page:
         return await self._async(self.instance_page)(instance_id, **kwargs)
+
+    async def aquota_state(self, tenant: str) -> tuple[int, int]:
+        return await self._async(self.quota_state)(tenant)
+
+    async def alower_quota(self, tenant: str, *, to: int, version: int) -> bool:
+        return await self._async(self.lower_quota)(tenant, to=to, version=version)
+
+    async def alive_count(self, tenant: str) -> int:
+        return await self._async(self.live_count)(tenant)
 
     async def acounts(self, *, tenant: str | None = None) -> dict:
         return await self._async(self.counts)(tenant=tenant)

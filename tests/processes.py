@@ -54,7 +54,7 @@ class ServerProcess:
             if self.port is None:
                 match = self.ready.search(line)
                 if match:
-                    self.port = int(match.group(1))
+                    self.port = int(match.group(1)) if match.groups() else 0
                     self._ready.set()
         self._ready.set()  # exited: stop waiting
 
@@ -127,8 +127,10 @@ def server_env(endpoint_url: str, table_name: str, **overrides: str) -> dict[str
 
 
 def moto_server(port: int = 0) -> ServerProcess:
+    """moto's DynamoDB server, one request at a time like DynamoDB's atomic writes
+    (tests/serial_moto.py)."""
     return ServerProcess(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "tests.serial_moto", "-H", "127.0.0.1", "-p", str(port)],
         env=base_env(),
         ready=_MOTO_READY,
         name="moto_server",

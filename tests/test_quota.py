@@ -50,12 +50,41 @@ def test_an_existing_id_is_refused_without_counting(quota):
     assert counter(quota) == 1
 
 
-def test_a_counter_drifted_up_is_recounted_before_refusing(quota, clock):
+def test_a_counter_drifted_up_is_lowered_by_a_recount(quota, clock):
+    import asyncio
+
+    from realtime.keeper import TtlKeeper
+
     # Items that DynamoDB expires are never counted down: three orphans hold the slots.
     for i in range(LIMIT):
         quota.register(conn(f"orphan{i}", expires_at=NOW + 10))
     clock.advance(60)  # now expired: not live, still counted
+    with pytest.raises(QuotaExceeded):
+        quota.register(conn("fresh", expires_at=NOW + 3600))
+    keeper = TtlKeeper(
+        registry=quota, ttl_seconds=3600, refresh_seconds=300, index_settle_seconds=0
+    )
+    assert asyncio.run(keeper.recount_quota("acme")) is True
+    assert counter(quota) == 0
     quota.register(conn("fresh", expires_at=NOW + 3600))
+    assert counter(quota) == 1
+
+
+def test_a_recount_is_void_if_the_counter_moved_meanwhile(quota, clock):
+    for i in range(LIMIT):
+        quota.register(conn(f"orphan{i}", expires_at=NOW + 10))
+    clock.advance(60)
+    counted, version = quota.quota_state("acme")
+    assert counted == LIMIT
+    quota.deregister("orphan0")  # a write between the read and the recount
+    assert quota.lower_quota("acme", to=0, version=version) is False
+    assert counter(quota) == LIMIT - 1
+
+
+def test_a_recount_never_raises_the_counter(quota):
+    quota.register(conn("a0"))
+    _, version = quota.quota_state("acme")
+    assert quota.lower_quota("acme", to=5, version=version) is False
     assert counter(quota) == 1
 
 

@@ -173,4 +173,4 @@ def test_oversized_message_closes_with_1009_and_others_keep_working(start_server
     with bystander:
         bystander.send('{"type": "ping"}')
         assert receive(bystander)["type"] == "pong"
-        assert item_ids(server.registry) == {bystander_id}
+        assert wait_until(lambda: item_ids(server.registry) == {bystander_id})

@@ -172,6 +172,10 @@ WS_TENANT_MAX_CONNECTIONS = env.int("WS_TENANT_MAX_CONNECTIONS", default=0)
 WS_IDLE_TIMEOUT_SECONDS = env.int("WS_IDLE_TIMEOUT_SECONDS", default=0)
 WS_MAX_LIFETIME_SECONDS = env.int("WS_MAX_LIFETIME_SECONDS", default=0)
 
+# Benchmarks only: "false" serves connections without recording them anywhere, to measure
+# what the registry costs. Never in production: the registry is the product.
+REGISTRY_ENABLED = env.bool("REGISTRY_ENABLED", default=True)
+
 # --- Shutdown and observability -------------------------------------------------
 
 # On SIGTERM: stop accepting, close every client with 1001, deregister, exit within this bound.

@@ -7,16 +7,14 @@ in the right order: validate, accept, register, then `connected`; deregister on 
 
 import asyncio
 import logging
-import random
 import time
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from . import close_codes, delivery, lifecycle, metrics, protocol
+from . import close_codes, inbox, lifecycle, metrics, protocol
 from .connection import Connection
 from .handshake import (
     ConnectionRequest,
@@ -62,16 +60,17 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
     _registering: asyncio.Future | None = None
     _rate: MessageRate | None = None
     _closing = False  # the server decided to close: later frames are dropped
+    _opened = False  # counted by metrics.connection_opened, so its end must be counted too
 
     async def __call__(self, scope, receive, send):
-        # AsyncConsumer.__call__, but the channel layer's receive survives a layer outage.
+        # AsyncConsumer.__call__, reduced to what this consumer needs: no channel of its own
+        # (requests reach it through the process's inbox) and no task per message.
         self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
         reason = "consumer_ended"
         try:
-            await await_many_dispatch([receive, self._receive_from_layer], self.dispatch)
+            while True:
+                await self.dispatch(await receive())
         except StopConsumer:
             pass
         except asyncio.CancelledError:
@@ -90,20 +89,18 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                 release.add_done_callback(_orphaned_releases.discard)
                 raise
 
-    async def _receive_from_layer(self) -> dict:
-        """The next request through the channel layer, waiting out layer outages.
+    async def dispatch(self, message: dict) -> None:
+        # Channels' dispatch first closes stale database connections, on Django's one sync
+        # thread, for every message: a thread hop per frame. This consumer never touches the
+        # database, so it dispatches directly.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
-        While Redis is down the socket keeps working; requests to it fail at their senders.
-        """
-        delay = 0.5
-        while True:
-            try:
-                return await self.channel_layer.receive(self.channel_name)
-            except Exception as exc:  # backends raise their own client's errors
-                _log_layer_outage(exc)
-                # Jittered, so that thousands of consumers do not reconnect in lockstep.
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 30.0)
+    async def websocket_disconnect(self, message: dict) -> None:
+        await self.disconnect(message.get("code"))
+        raise StopConsumer()
 
     # --- the handshake --------------------------------------------------------------------
 
@@ -129,7 +126,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             now=time.time(),
             ttl_seconds=settings.CONNECTION_TTL_SECONDS,
             instance_id=instance_id(),
-            channel_name=self.channel_name,
+            channel_name=await inbox.get_inbox().address(),
             client_addr=_client_addr(self.scope),
         )
         # Set and claimed before the write, and the write shielded: if we are cancelled
@@ -162,6 +159,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             await self._release("registration_failed")
             return
 
+        self._registering = None  # done: a finished task still holds its result and frames
         self.opened_at = self.last_seen = time.monotonic()
         self._rate = MessageRate(
             rate=settings.WS_RATE_PER_SECOND,
@@ -172,6 +170,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         keeper.track(self)
         get_sweeper().ensure_running()
         metrics.connection_opened()
+        self._opened = True
         logger.info(
             event(
                 "connection.opened",
@@ -265,28 +264,20 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         await self._release("client_closed", close_code=code)
 
-    # --- requests from operators and services, through the channel layer (delivery.py) ---
+    # --- requests from operators and services, through the inbox (delivery.py) -------------
 
-    async def connection_message(self, message: dict) -> None:
+    async def handle_request(self, message: dict) -> bool:
+        """Carry out a delivery request; False if this connection is already ending."""
         if self.record is None or self._closing:
-            return  # closing: no acknowledgement, so the sender learns it did not arrive
-        await self._send("message", protocol.message(message["data"]))
-        await self._acknowledge(message)
-
-    async def connection_disconnect(self, message: dict) -> None:
-        if self.record is None:
-            return
-        await self._close_quietly(message["code"])
-        await self._release("operator_disconnect", close_code=message["code"])
-        await self._acknowledge(message)
-
-    async def _acknowledge(self, message: dict) -> None:
-        if not message.get("ack"):
-            return
-        try:
-            await self.channel_layer.send(message["ack"], {"type": delivery.ACK})
-        except Exception as exc:  # the layer failed after we acted: the sender times out
-            _log_layer_outage(exc)
+            return False
+        if message["type"] == inbox.MESSAGE:
+            await self._send("message", protocol.message(message["data"]))
+        elif message["type"] == inbox.DISCONNECT:
+            await self._close_quietly(message["code"])
+            await self._release("operator_disconnect", close_code=message["code"])
+        else:
+            raise ValueError(f"unknown request {message['type']}")
+        return True
 
     # --- endings the server decides ---------------------------------------------------------
 
@@ -341,15 +332,40 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             logger.debug(event("connection.close_failed", error=exc))
 
     async def _release(self, reason: str, close_code: int | None = None) -> None:
-        """Deregister, once, whatever ended the connection."""
+        """Deregister, once, whatever ended the connection.
+
+        The work runs in a task that a cancellation of the consumer does not stop: daphne
+        cancels an application still running --application-close-timeout (10 s) after its
+        client left, and a deregistration waiting for a slow DynamoDB would otherwise be
+        dropped unseen (asgiref never runs a call that had not started yet): no delete, no
+        log, no reconciliation, the item left behind.
+        """
         record, self.record = self.record, None
         if record is None:
             return
         keeper = get_keeper()
         keeper.untrack(record.connection_id)
-        if self._registering is not None and not self._registering.done():
-            # A delete that overtook the put would leave the put's item behind.
-            await asyncio.wait([self._registering])
+        keeper.claim(record.connection_id)  # deleting: reconciliation must not delete it too
+        opened, self._opened = self._opened, False
+        release = asyncio.ensure_future(self._deregister(record, reason, close_code, opened))
+        try:
+            await asyncio.shield(release)
+        except asyncio.CancelledError:
+            _orphaned_releases.add(release)
+            release.add_done_callback(_orphaned_releases.discard)
+            raise
+
+    async def _deregister(
+        self, record: Connection, reason: str, close_code: int | None, opened: bool
+    ) -> None:
+        registering = self._registering
+        if registering is not None:
+            if not registering.done():
+                # A delete that overtook the put would leave the put's item behind.
+                await asyncio.wait([registering])
+            if not registering.cancelled():
+                registering.exception()  # retrieved: a failed put is answered by the delete
+        keeper = get_keeper()
         try:
             await get_registry().aderegister(record.connection_id)
         except RegistryError as exc:
@@ -357,7 +373,9 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                 event("registry.deregister_failed", connection_id=record.connection_id, error=exc)
             )
             keeper.mark_dirty()
-        if reason != "registration_failed":  # never opened: it was rejected, and counted so
+        finally:
+            keeper.untrack(record.connection_id)  # the claim ends with the delete
+        if opened:  # a refused or abandoned registration was never counted as opened
             _ended(record, reason, close_code)
 
 
@@ -372,15 +390,3 @@ def _ended(record: Connection, reason: str, close_code: int | None = None) -> No
             code=close_code if close_code is not None else "-",
         )
     )
-
-
-_last_layer_log = 0.0
-
-
-def _log_layer_outage(exc: Exception) -> None:
-    # Every consumer notices a layer outage at once: one line per ten seconds, not thousands.
-    global _last_layer_log
-    now = time.monotonic()
-    if now - _last_layer_log >= 10:
-        _last_layer_log = now
-        logger.warning(event("channel_layer.unavailable", error=exc))

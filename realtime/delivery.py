@@ -21,13 +21,12 @@ from redis.exceptions import RedisError
 
 from . import close_codes, metrics
 from .connection import Connection
+from .inbox import BROADCAST, DISCONNECT, MESSAGE, NACK
 from .instance import instance_id
 from .logs import event
 from .registry import RegistryError, get_registry
 
 __all__ = [
-    "DISCONNECT",
-    "MESSAGE",
     "ConnectionGone",
     "ConnectionNotFound",
     "DeliveryError",
@@ -39,10 +38,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Channel-layer message types, handled by ConnectionConsumer.connection_message / _disconnect.
-MESSAGE = "connection.message"
-DISCONNECT = "connection.disconnect"
-ACK = "connection.ack"
 
 _BROADCAST_PAGE = 500
 _BROADCAST_CONCURRENCY = 100
@@ -134,7 +129,6 @@ async def connections_broadcast(
 async def _broadcast(tenant, deployment_id, connection_type, data) -> int:
     registry = get_registry()
     layer = _layer()
-    message = {"type": MESSAGE, "data": data}
     targeted = 0
     cursor = None
     while True:
@@ -147,28 +141,35 @@ async def _broadcast(tenant, deployment_id, connection_type, data) -> int:
                 cursor=cursor,
             )
         )
-        targeted += await _send_all(layer, page.connections, message)
+        targeted += await _send_all(layer, page.connections, data)
         if page.cursor is None:
             return targeted
         cursor = page.cursor
 
 
-async def _send_all(layer, connections: Iterable[Connection], message: dict) -> int:
-    reachable = [c for c in connections if _reachable(layer, c)]
+async def _send_all(layer, connections: Iterable[Connection], data) -> int:
+    # One message per instance inbox, naming its connections: a broadcast to ten thousand
+    # connections on three instances is three channel-layer messages, not ten thousand.
+    by_inbox: dict[str, list[str]] = {}
+    for connection in connections:
+        if _reachable(layer, connection):
+            by_inbox.setdefault(connection.channel_name, []).append(connection.connection_id)
+    results = await asyncio.gather(
+        *(
+            layer.send(inbox, {"type": BROADCAST, "connection_ids": ids, "data": data})
+            for inbox, ids in by_inbox.items()
+        ),
+        return_exceptions=True,
+    )
     sent = 0
-    for start in range(0, len(reachable), _BROADCAST_CONCURRENCY):
-        chunk = reachable[start : start + _BROADCAST_CONCURRENCY]
-        results = await asyncio.gather(
-            *(layer.send(c.channel_name, message) for c in chunk), return_exceptions=True
-        )
-        for connection, result in zip(chunk, results, strict=True):
-            if isinstance(result, ChannelFull):
-                # One slow client must not fail everyone else's broadcast.
-                logger.warning(event("delivery.queue_full", connection_id=connection.connection_id))
-            elif isinstance(result, Exception):
-                raise DeliveryUnavailable(f"channel layer failed: {result}") from result
-            else:
-                sent += 1
+    for (inbox, ids), result in zip(by_inbox.items(), results, strict=True):
+        if isinstance(result, ChannelFull):
+            # One instance's full inbox must not fail everyone else's broadcast.
+            logger.warning(event("delivery.inbox_full", channel=inbox, connections=len(ids)))
+        elif isinstance(result, Exception):
+            raise DeliveryUnavailable(f"channel layer failed: {result}") from result
+        else:
+            sent += len(ids)
     return sent
 
 
@@ -189,9 +190,10 @@ async def _request(record: Connection, message: dict) -> None:
         )
     try:
         reply_channel = await layer.new_channel()
-        await layer.send(record.channel_name, {**message, "ack": reply_channel})
+        request = {**message, "connection_id": record.connection_id, "ack": reply_channel}
+        await layer.send(record.channel_name, request)
         async with asyncio.timeout(settings.DELIVERY_TIMEOUT_SECONDS):
-            await layer.receive(reply_channel)
+            answer = await layer.receive(reply_channel)
     except TimeoutError:
         await _forget_orphan(record)
         raise ConnectionGone(
@@ -204,6 +206,10 @@ async def _request(record: Connection, message: dict) -> None:
         ) from None
     except (OSError, RedisError) as exc:  # the layer's own errors, when it is channels_redis
         raise DeliveryUnavailable(f"channel layer failed: {exc}") from exc
+    if answer["type"] == NACK:
+        # Its instance is alive and does not hold it: the item outlived its connection.
+        await _forget_orphan(record)
+        raise ConnectionGone(f"connection {record.connection_id} is no longer open")
 
 
 async def _forget_orphan(record: Connection) -> None:

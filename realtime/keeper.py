@@ -87,8 +87,16 @@ class TtlKeeper:
     def holders(self) -> list[Holder]:
         return list(self._held.values())
 
+    def holder(self, connection_id: str) -> Holder | None:
+        return self._held.get(connection_id)
+
+    def is_claimed(self, connection_id: str) -> bool:
+        """Whether a registration for this id is under way here."""
+        return connection_id in self._claimed
+
     def claim(self, connection_id: str) -> None:
-        """A registration is under way: reconciliation must leave its item alone."""
+        """A registration or deregistration is under way: reconciliation leaves its item alone
+        (deleting an item twice would count a tenant's quota down twice)."""
         self._claimed.add(connection_id)
 
     def track(self, holder: Holder) -> None:

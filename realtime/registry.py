@@ -228,6 +228,12 @@ def _cancellation_codes(exc: ClientError) -> list[str]:
     return [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
 
 
+def _cancelled_item(exc: ClientError, action: int) -> dict | None:
+    """The item an action of a cancelled transaction found (ReturnValuesOnConditionCheckFailure)."""
+    reasons = exc.response.get("CancellationReasons", [])
+    return reasons[action].get("Item") if action < len(reasons) else None
+
+
 def _unavailable(operation: str, exc: Exception) -> RegistryUnavailable:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "ClientError")
@@ -303,19 +309,24 @@ class ConnectionRegistry:
         if self.tenant_limit:
             self._register_within_quota(connection)
             return
+        item = _to_item(connection)
         try:
             self._call(
                 "put_item",
-                Item=_to_item(connection),
+                Item=item,
                 ConditionExpression="attribute_not_exists(connection_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
+            if exc.response.get("Item") == item:
+                return  # a retry of our own put, whose first attempt landed after all
             raise RegistryError(f"connection id {connection.connection_id} exists") from exc
 
     def _register_within_quota(self, connection: Connection) -> None:
         # One transaction: the tenant's counter goes up only if it is under the limit, and
         # only together with the item, so that instances racing for the last slot cannot
         # both win it.
+        item = _to_item(connection)
         for attempt in range(_TRANSACTION_ATTEMPTS):
             try:
                 self._call(
@@ -326,16 +337,19 @@ class ConnectionRegistry:
                         {
                             "Put": {
                                 "TableName": self.table_name,
-                                "Item": _to_item(connection),
+                                "Item": item,
                                 "ConditionExpression": "attribute_not_exists(connection_id)",
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                             }
                         },
                     ],
                 )
                 return
             except ClientError as exc:
-                quota, item = _cancellation_codes(exc)
-            if item == "ConditionalCheckFailed":
+                (quota, put), existing = _cancellation_codes(exc), _cancelled_item(exc, 1)
+            if put == "ConditionalCheckFailed":
+                if existing == item:
+                    return  # a retry of our own transaction, whose first attempt landed
                 raise RegistryError(f"connection id {connection.connection_id} exists")
             if quota == "ConditionalCheckFailed":
                 raise QuotaExceeded(
@@ -850,9 +864,34 @@ _INDEXES = [
 _default: ConnectionRegistry | None = None
 
 
+class DisabledRegistry(ConnectionRegistry):
+    """No DynamoDB at all: what `REGISTRY_ENABLED=false` gives, for measuring the registry's
+    cost in benchmarks. Connections are served but recorded nowhere; never in production."""
+
+    def __init__(self):
+        super().__init__(client=None, table_name="(disabled)", max_workers=1)
+
+    async def aregister(self, connection: Connection) -> None:
+        return None
+
+    async def aderegister(self, connection_id: str) -> None:
+        return None
+
+    async def arefresh(self, connection_id: str, expires_at: int) -> bool:
+        return True
+
+    async def aderegister_many(self, connection_ids, *, tenants=None) -> list[str]:
+        return []
+
+    async def ainstance_items(self, instance_id: str) -> list[Connection]:
+        return []
+
+
 def get_registry() -> ConnectionRegistry:
     """The process-wide registry configured by settings (one client, one thread pool)."""
     global _default
+    if _default is None and not settings.REGISTRY_ENABLED:
+        _default = DisabledRegistry()
     if _default is None:
         client = make_client(
             region=settings.AWS_REGION,
@@ -875,7 +914,10 @@ def get_registry() -> ConnectionRegistry:
 
 def _forget_default(*, setting: str, **kwargs) -> None:
     global _default
-    if setting.startswith(("DYNAMODB_", "AWS_")) or setting == "WS_TENANT_MAX_CONNECTIONS":
+    if setting.startswith(("DYNAMODB_", "AWS_")) or setting in (
+        "WS_TENANT_MAX_CONNECTIONS",
+        "REGISTRY_ENABLED",
+    ):
         _default = None
 
 

@@ -33,6 +33,9 @@ def prepare() -> None:
     )
     for warning in auth_warnings(settings):
         logger.warning(event("server.unsafe_configuration", warning=warning))
+    if not settings.REGISTRY_ENABLED:
+        logger.warning(event("server.registry_disabled", note="benchmark mode: nothing recorded"))
+        return
     if not (settings.DEBUG and settings.DYNAMODB_ENDPOINT_URL):
         return
     try:

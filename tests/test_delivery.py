@@ -126,3 +126,46 @@ def test_broadcast_reaches_exactly_the_selected_connections(registry):
             await client.disconnect()
 
     run(scenario())
+
+
+def test_a_connection_its_inbox_does_not_hold_is_gone_at_once(registry, settings):
+    from realtime.inbox import get_inbox
+
+    settings.DELIVERY_TIMEOUT_SECONDS = 30  # the answer must not wait for this
+
+    async def scenario():
+        client, _ = await open_client()  # starts this process's inbox
+        record = orphan(registry, channel_name=await get_inbox().address())
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(delivery.ConnectionGone, match="no longer open"):
+            await delivery.connection_send(record.connection_id, {})
+        assert asyncio.get_running_loop().time() - started < 1
+        await client.disconnect()
+        return record
+
+    record = run(scenario())
+    assert registry.get(record.connection_id) is None
+
+
+def test_a_broadcast_is_one_channel_message_per_inbox(registry, monkeypatch):
+    from channels.layers import get_channel_layer
+
+    sent = []
+
+    async def scenario():
+        clients = [await open_client() for _ in range(5)]
+        layer = get_channel_layer()
+        real_send = layer.send
+
+        async def counting_send(channel, message):
+            sent.append((channel, message["type"], len(message.get("connection_ids", []))))
+            await real_send(channel, message)
+
+        monkeypatch.setattr(layer, "send", counting_send)
+        assert await delivery.connections_broadcast(tenant="acme", data="hi") == 5
+        for client, _ in clients:
+            assert await client.receive_json_from() == {"type": "message", "data": "hi"}
+            await client.disconnect()
+
+    run(scenario())
+    assert [(kind, count) for _, kind, count in sent] == [("connection.broadcast", 5)]

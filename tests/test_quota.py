@@ -46,7 +46,7 @@ def test_deregistration_frees_a_slot_once(quota):
 def test_an_existing_id_is_refused_without_counting(quota):
     quota.register(conn("a0"))
     with pytest.raises(RegistryError, match="exists"):
-        quota.register(conn("a0"))
+        quota.register(conn("a0", deployment_id="other"))  # the id, not our record
     assert counter(quota) == 1
 
 

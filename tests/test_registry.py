@@ -748,7 +748,7 @@ def test_async_register_raises_registry_error_for_a_taken_id(dynamodb):
     dynamodb.register(conn("c-1"))
 
     with pytest.raises(RegistryError):
-        asyncio.run(dynamodb.aregister(conn("c-1")))
+        asyncio.run(dynamodb.aregister(conn("c-1", tenant="other")))
 
 
 # --- counts and expired items ---------------------------------------------------
@@ -783,3 +783,24 @@ def test_expired_ids_lists_only_items_past_their_ttl(dynamodb, clock):
     assert set(dynamodb.expired_ids()) == {"old"}
     clock.advance(1)
     assert set(dynamodb.expired_ids()) == {"old", "edge"}
+
+
+def test_a_retried_registration_whose_first_attempt_landed_succeeds(dynamodb):
+    """botocore retries a put that timed out on our side; if the first attempt landed, the
+    retry's condition fails on our own item, which is success, not an id collision."""
+    record = conn("c1")
+    dynamodb.register(record)
+    dynamodb.register(record)  # the same record again: ours
+    with pytest.raises(RegistryError, match="exists"):
+        dynamodb.register(conn("c1", tenant="other"))  # another record with the id
+
+
+def test_a_retried_quota_registration_whose_first_attempt_landed_succeeds(dynamodb):
+    dynamodb.tenant_limit = 5
+    record = conn("c1")
+    dynamodb.register(record)
+    dynamodb.register(record)
+    count = dynamodb.client.get_item(
+        TableName=dynamodb.table_name, Key={"connection_id": {"S": "quota#acme"}}
+    )["Item"]["open_connections"]["N"]
+    assert count == "1"

@@ -1,6 +1,6 @@
-"""The ASGI application: `daphne project.asgi:application`.
+"""The ASGI application: `daphne project.asgi:application` or `uvicorn project.asgi:application`.
 
-HTTP goes to Django (admin, API); WebSockets on `/` go to the ConnectionConsumer.
+HTTP goes to Django (admin, API, probes); WebSockets on `/` go to the ConnectionConsumer.
 """
 
 import os
@@ -11,10 +11,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Django must be set up before anything imports models or the consumers.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from realtime import daphne_compat  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.lifespan import lifespan  # noqa: E402
+from realtime.routing import websocket_application  # noqa: E402
 from realtime.startup import prepare  # noqa: E402
 
 daphne_compat.apply()
@@ -23,6 +24,7 @@ prepare()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": websocket_application,
+        "lifespan": lifespan,
     }
 )

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import time
 
-from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -92,11 +91,16 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections, on Django's one sync
         # thread, for every message: a thread hop per frame. This consumer never touches the
-        # database, so it dispatches directly.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+        # database, and it receives three message types, so it dispatches directly.
+        kind = message["type"]
+        if kind == "websocket.receive":
+            await self.receive(message.get("text"), message.get("bytes"))
+        elif kind == "websocket.connect":
+            await self.websocket_connect(message)
+        elif kind == "websocket.disconnect":
+            await self.websocket_disconnect(message)
+        else:
+            raise ValueError(f"no handler for message type {kind}")
 
     async def websocket_disconnect(self, message: dict) -> None:
         await self.disconnect(message.get("code"))
@@ -317,7 +321,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
 
     async def _send(self, kind: str, text: str) -> None:
         metrics.message_sent(kind)
-        await self.send(text)
+        await self.base_send({"type": "websocket.send", "text": text})
 
     async def _refuse(self, code: str, detail: str, close_code: int) -> None:
         self._closing = True

@@ -262,14 +262,22 @@ def connection_rejected(reason: str) -> None:
 # --- frames -------------------------------------------------------------------------------
 
 
+# The message counters' children, looked up once: these are counted on every frame.
+_MESSAGE_CHILDREN = {
+    (direction, kind): _MESSAGES.labels(direction=direction, kind=kind)
+    for direction in ("in", "out")
+    for kind in (*MESSAGE_KINDS, OTHER)
+}
+
+
 def message_received(kind: str) -> None:
     """A client frame: "ping", "info", "echo", or "invalid" (answered with an error)."""
-    _MESSAGES.labels(direction="in", kind=_bounded(kind, MESSAGE_KINDS)).inc()
+    _MESSAGE_CHILDREN.get(("in", kind), _MESSAGE_CHILDREN[("in", OTHER)]).inc()
 
 
 def message_sent(kind: str) -> None:
     """A server frame, by its `type`: "connected", "pong", "info", "echo", "message", "error"."""
-    _MESSAGES.labels(direction="out", kind=_bounded(kind, MESSAGE_KINDS)).inc()
+    _MESSAGE_CHILDREN.get(("out", kind), _MESSAGE_CHILDREN[("out", OTHER)]).inc()
 
 
 # --- delivery -----------------------------------------------------------------------------

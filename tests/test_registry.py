@@ -804,3 +804,47 @@ def test_a_retried_quota_registration_whose_first_attempt_landed_succeeds(dynamo
         TableName=dynamodb.table_name, Key={"connection_id": {"S": "quota#acme"}}
     )["Item"]["open_connections"]["N"]
     assert count == "1"
+
+
+# --- batches (coalesced registrations and deregistrations) -----------------------------
+
+
+def test_register_batch_writes_every_item_in_one_transaction(dynamodb, spy):
+    records = [conn(f"c{i}") for i in range(10)]
+    assert dynamodb.register_batch(records) == [None] * 10
+    assert spy.operations() == ["transact_write_items"]
+    assert {c.connection_id for c in dynamodb.for_tenant("acme").connections} == {
+        f"c{i}" for i in range(10)
+    }
+
+
+def test_register_batch_of_one_is_a_plain_put(dynamodb, spy):
+    assert dynamodb.register_batch([conn("c1")]) == [None]
+    assert spy.operations() == ["put_item"]
+
+
+def test_a_cancelled_batch_falls_back_to_one_by_one_with_its_own_outcomes(dynamodb):
+    dynamodb.register(conn("taken", tenant="other"))
+    outcomes = dynamodb.register_batch([conn("a"), conn("taken"), conn("b")])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], RegistryError)
+    assert dynamodb.get("taken").tenant == "other"  # never overwritten
+    assert dynamodb.get("a") is not None and dynamodb.get("b") is not None
+
+
+def test_deregister_batch_deletes_in_one_call(dynamodb, spy):
+    seed(dynamodb, [conn(f"c{i}") for i in range(10)])
+    spy.calls.clear()
+    assert dynamodb.deregister_batch([f"c{i}" for i in range(10)]) == [None] * 10
+    assert spy.operations() == ["batch_write_item"]
+    assert item_count(dynamodb) == 0
+
+
+def test_concurrent_async_registrations_are_coalesced(dynamodb, spy):
+    async def scenario():
+        await asyncio.gather(*(dynamodb.aregister(conn(f"c{i}")) for i in range(50)))
+        await asyncio.gather(*(dynamodb.aderegister(f"c{i}") for i in range(50)))
+
+    asyncio.run(scenario())
+    assert item_count(dynamodb) == 0
+    assert len(spy.calls) < 20  # instead of 100 single calls

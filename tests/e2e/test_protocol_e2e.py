@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.e2e.conftest import item_ids, wait_until
 
@@ -174,3 +175,12 @@ def test_oversized_message_closes_with_1009_and_others_keep_working(start_server
         bystander.send('{"type": "ping"}')
         assert receive(bystander)["type"] == "pong"
         assert wait_until(lambda: item_ids(server.registry) == {bystander_id})
+
+
+def test_other_paths_are_refused_before_the_handshake(server):
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.url().replace("/?", "/elsewhere?"), open_timeout=10)
+    assert refused.value.response.status_code == 403
+    assert item_ids(server.registry) == set()

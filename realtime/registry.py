@@ -57,9 +57,9 @@ TENANT_INDEX = "by_tenant"
 INSTANCE_INDEX = "by_instance"
 _SCOPE_KEY = "scope_key"
 _BATCH_SIZE = 25  # BatchWriteItem's limit
-# Registrations per transaction: DynamoDB allows 100 actions; smaller transactions return
-# sooner and, if one is cancelled, fewer registrations are retried one by one.
-_TRANSACTION_SIZE = 25
+# Calls per coalesced registration batch. Registration waits for it, so it gets fewer
+# retries than a sweep's deletions: a client should hear 1013 within a couple of seconds.
+_BATCH_ATTEMPTS = 2
 # Errors that are answers, not failures: a condition that did not hold.
 _CALLER_DECIDES = frozenset({"ConditionalCheckFailedException", "TransactionCanceledException"})
 # A tenant's counter of open connections, when quotas are on. Tenants cannot contain "#" and
@@ -241,6 +241,10 @@ def _outcome(call: Callable, argument) -> BaseException | None:
     return None
 
 
+def _unprocessed(kind: str) -> RegistryUnavailable:
+    return RegistryUnavailable(f"DynamoDB batch_write_item left the {kind}", reason="unprocessed")
+
+
 def _cancelled_item(exc: ClientError, action: int) -> dict | None:
     """The item an action of a cancelled transaction found (ReturnValuesOnConditionCheckFailure)."""
     reasons = exc.response.get("CancellationReasons", [])
@@ -292,9 +296,7 @@ class ConnectionRegistry:
         self.tenant_limit = tenant_limit
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="registry")
         # Concurrent registrations and deregistrations go out as batch calls (coalescing.py).
-        self._registrations = Coalescer(
-            self._async(self.register_batch), max_batch=_TRANSACTION_SIZE
-        )
+        self._registrations = Coalescer(self._async(self.register_batch), max_batch=_BATCH_SIZE)
         self._deregistrations = Coalescer(self._async(self.deregister_batch), max_batch=_BATCH_SIZE)
 
     @property
@@ -516,37 +518,23 @@ class ConnectionRegistry:
     def register_batch(self, connections: Sequence[Connection]) -> list[BaseException | None]:
         """Register several connections in one call; one outcome per connection, in order.
 
-        One connection is a plain conditional put. More are one `TransactWriteItems` of
-        conditional puts: one call instead of many, and still never an overwrite (a
-        transaction costs twice the write units of plain puts, for these items only). If
-        the transaction is cancelled, the registrations are made one by one, so that each
-        gets its own answer.
-
-        Raises:
-            RegistryUnavailable: DynamoDB failed for the whole batch.
+        One connection is a plain conditional put. More are `BatchWriteItem` puts: one call
+        instead of many, at the write units of plain puts. Batch puts cannot carry a
+        condition, and need none: connection ids are uuid4s this server makes, so there is no
+        item to overwrite. (A `TransactWriteItems` of
+        conditional puts would cost twice the write units, and DynamoDB-compatible emulators
+        copy the whole table for each transaction.)
         """
         if len(connections) == 1:
             return [_outcome(self.register, connections[0])]
-        items = [_to_item(connection) for connection in connections]
-        try:
-            self._call(
-                "transact_write_items",
-                with_table=False,
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(connection_id)",
-                        }
-                    }
-                    for item in items
-                ],
-            )
-        except ClientError as exc:
-            _cancellation_codes(exc)  # re-raises anything but a cancelled transaction
-            return [_outcome(self.register, connection) for connection in connections]
-        return [None] * len(connections)
+        requests = [{"PutRequest": {"Item": _to_item(connection)}} for connection in connections]
+        # A client waits for this: a call that failed was retried by botocore already.
+        left, error = self._batch_write(requests, attempts=_BATCH_ATTEMPTS, retry_errors=False)
+        ids = {request["PutRequest"]["Item"]["connection_id"]["S"] for request in left}
+        return [
+            (error or _unprocessed("put")) if connection.connection_id in ids else None
+            for connection in connections
+        ]
 
     def deregister_batch(self, connection_ids: Sequence[str]) -> list[BaseException | None]:
         """Deregister several connections in one call; one outcome per id, in order."""
@@ -554,36 +542,44 @@ class ConnectionRegistry:
             # With quotas, each delete must say whether it deleted, to count down once.
             return [_outcome(self.deregister, cid) for cid in connection_ids]
         failed = set(self.deregister_many(connection_ids))
-        return [
-            RegistryUnavailable("DynamoDB batch_write_item left the item", reason="unprocessed")
-            if cid in failed
-            else None
-            for cid in connection_ids
-        ]
+        return [_unprocessed("delete") if cid in failed else None for cid in connection_ids]
 
     def _batch_delete(self, ids: list[str], attempts: int) -> list[str]:
-        failed: list[str] = []
-        for start in range(0, len(ids), _BATCH_SIZE):
-            requests = [
-                {"DeleteRequest": {"Key": {"connection_id": {"S": cid}}}}
-                for cid in ids[start : start + _BATCH_SIZE]
-            ]
+        requests = [{"DeleteRequest": {"Key": {"connection_id": {"S": cid}}}} for cid in ids]
+        left, _ = self._batch_write(requests, attempts=attempts, retry_errors=True)
+        return [request["DeleteRequest"]["Key"]["connection_id"]["S"] for request in left]
+
+    def _batch_write(
+        self, requests: list[dict], *, attempts: int, retry_errors: bool
+    ) -> tuple[list[dict], RegistryUnavailable | None]:
+        """BatchWriteItem, 25 requests a call; what DynamoDB leaves unprocessed is retried
+        with backoff (and failed calls too, if `retry_errors`), up to `attempts` calls.
+
+        Returns the requests not carried out, and the last failure of a call, if any.
+        """
+        left: list[dict] = []
+        error: RegistryUnavailable | None = None
+        for start in range(0, len(requests), _BATCH_SIZE):
+            chunk = requests[start : start + _BATCH_SIZE]
             for attempt in range(attempts):
+                if attempt:
+                    time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
                 with metrics.registry_call("batch_write_item") as call:
                     try:
                         response = self.client.batch_write_item(
-                            RequestItems={self.table_name: requests}
+                            RequestItems={self.table_name: chunk}
                         )
                     except (ClientError, BotoCoreError) as exc:
-                        call.failed(_unavailable("batch_write_item", exc))
-                        logger.warning(event("registry.batch_delete_failed", error=exc))
-                        response = {"UnprocessedItems": {self.table_name: requests}}
-                requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
-                if not requests or attempt == attempts - 1:
+                        error = call.failed(_unavailable("batch_write_item", exc))
+                        logger.warning(event("registry.batch_write_failed", error=exc))
+                        if retry_errors:
+                            continue
+                        break
+                chunk = response.get("UnprocessedItems", {}).get(self.table_name, [])
+                if not chunk:
                     break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            failed.extend(r["DeleteRequest"]["Key"]["connection_id"]["S"] for r in requests)
-        return failed
+            left.extend(chunk)
+        return left, error
 
     # --- reads (expired items are never returned) ---------------------------
 
@@ -752,7 +748,7 @@ class ConnectionRegistry:
         return sync_to_async(method, thread_sensitive=False, executor=self._executor)
 
     async def aregister(self, connection: Connection) -> None:
-        if self.tenant_limit:  # one transaction per registration: see register_batch
+        if self.tenant_limit:  # each registration is a transaction with the tenant's counter
             await self._async(self.register)(connection)
         else:
             await self._registrations.submit(connection)

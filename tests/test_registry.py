@@ -809,10 +809,10 @@ def test_a_retried_quota_registration_whose_first_attempt_landed_succeeds(dynamo
 # --- batches (coalesced registrations and deregistrations) -----------------------------
 
 
-def test_register_batch_writes_every_item_in_one_transaction(dynamodb, spy):
+def test_register_batch_writes_every_item_in_one_call(dynamodb, spy):
     records = [conn(f"c{i}") for i in range(10)]
     assert dynamodb.register_batch(records) == [None] * 10
-    assert spy.operations() == ["transact_write_items"]
+    assert spy.operations() == ["batch_write_item"]
     assert {c.connection_id for c in dynamodb.for_tenant("acme").connections} == {
         f"c{i}" for i in range(10)
     }
@@ -823,13 +823,30 @@ def test_register_batch_of_one_is_a_plain_put(dynamodb, spy):
     assert spy.operations() == ["put_item"]
 
 
-def test_a_cancelled_batch_falls_back_to_one_by_one_with_its_own_outcomes(dynamodb):
-    dynamodb.register(conn("taken", tenant="other"))
-    outcomes = dynamodb.register_batch([conn("a"), conn("taken"), conn("b")])
+def test_register_batch_of_more_than_25_takes_several_calls(dynamodb, spy):
+    assert dynamodb.register_batch([conn(f"c{i}") for i in range(30)]) == [None] * 30
+    assert spy.operations() == ["batch_write_item", "batch_write_item"]
+    assert item_count(dynamodb) == 30
+
+
+def test_registrations_a_batch_leaves_unprocessed_fail_alone(dynamodb, monkeypatch):
+    real = dynamodb.client.batch_write_item
+
+    def leaves_b(RequestItems):
+        requests = RequestItems[dynamodb.table_name]
+        kept = [r for r in requests if r["PutRequest"]["Item"]["connection_id"]["S"] == "b"]
+        if written := [r for r in requests if r not in kept]:
+            real(RequestItems={dynamodb.table_name: written})
+        return {"UnprocessedItems": {dynamodb.table_name: kept}}
+
+    monkeypatch.setattr(dynamodb.client, "batch_write_item", leaves_b)
+    monkeypatch.setattr("realtime.registry.time.sleep", lambda seconds: None)
+    outcomes = dynamodb.register_batch([conn("a"), conn("b"), conn("c")])
     assert outcomes[0] is None and outcomes[2] is None
-    assert isinstance(outcomes[1], RegistryError)
-    assert dynamodb.get("taken").tenant == "other"  # never overwritten
-    assert dynamodb.get("a") is not None and dynamodb.get("b") is not None
+    assert isinstance(outcomes[1], RegistryUnavailable)
+    assert outcomes[1].reason == "unprocessed"
+    assert dynamodb.get("a") is not None and dynamodb.get("c") is not None
+    assert dynamodb.get("b") is None
 
 
 def test_deregister_batch_deletes_in_one_call(dynamodb, spy):

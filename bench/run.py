@@ -52,7 +52,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from tests.processes import ROOT, ServerProcess, base_env, daphne_server, moto_server, server_env
+from tests.processes import (
+    ROOT,
+    ServerProcess,
+    base_env,
+    daphne_server,
+    moto_server,
+    server_env,
+    uvicorn_server,
+)
 
 __all__ = ["main"]
 
@@ -61,7 +69,6 @@ TABLE = "bench_connections"
 QUERY = "tenant=bench&deployment_id=bench-1&connection_type=client"
 HTTP_READY = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 DAPHNE_READY = re.compile(r"Listening on TCP address 127\.0\.0\.1:(\d+)")
-UVICORN_READY = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 # The defaults the written-per-hour figure maps to.
 TTL_DEFAULT, REFRESH_DEFAULT, PING_INTERVAL = 3600, 300, 25.0
 
@@ -291,26 +298,7 @@ def ours(cfg: Config) -> Server:
         )
         if cfg.server_cmd == "daphne":
             return daphne_server(environment)
-        return ServerProcess(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "project.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--ws",
-                cfg.uvicorn_ws,
-                "--lifespan",
-                "off",
-                "--no-access-log",
-            ],
-            env=environment,
-            ready=UVICORN_READY,
-            name="uvicorn",
-        )
+        return uvicorn_server(environment, ws=cfg.uvicorn_ws)
 
     label = "daphne" if cfg.server_cmd == "daphne" else f"uvicorn --ws {cfg.uvicorn_ws}"
     return Server("ours", f"ours ({label})", make)

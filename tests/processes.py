@@ -1,4 +1,4 @@
-"""Real server processes for end-to-end tests: moto's DynamoDB server and daphne.
+"""Real server processes for end-to-end tests: moto's DynamoDB server, daphne and uvicorn.
 
 Each binds 127.0.0.1 on a port the OS picks (port 0) and reports it in its log, so tests never
 race each other for ports. Output is captured for assertions and for failure messages.
@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _MOTO_READY = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 _DAPHNE_READY = re.compile(r"Listening on TCP address 127\.0\.0\.1:(\d+)")
+_UVICORN_READY = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 class ServerProcess:
@@ -134,6 +135,33 @@ def moto_server(port: int = 0) -> ServerProcess:
         env=base_env(),
         ready=_MOTO_READY,
         name="moto_server",
+    )
+
+
+def uvicorn_server(
+    env: dict[str, str], *extra_args: str, ws: str = "websockets-sansio"
+) -> ServerProcess:
+    """uvicorn as README's "Choosing the ASGI server" runs it."""
+    return ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "project.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--ws",
+            ws,
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            env.get("DRAIN_SECONDS", "20"),
+            *extra_args,
+        ],
+        env=env,
+        ready=_UVICORN_READY,
+        name="uvicorn",
     )
 
 

@@ -137,8 +137,8 @@ def test_the_tenant_quota_holds_across_two_instances_racing(start_server):
 
 def test_idle_connections_are_closed_with_4408_and_deregistered(start_server):
     server = start_server(WS_IDLE_TIMEOUT_SECONDS="2")
+    started = time.monotonic()  # before the server starts counting, which is before `connected`
     ws, _ = server.open_client()
-    started = time.monotonic()
     error = json.loads(ws.recv(timeout=10))
     assert error["code"] == "idle_timeout"
     with pytest.raises(ConnectionClosed) as closed:

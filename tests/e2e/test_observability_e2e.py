@@ -107,6 +107,8 @@ def test_readyz_follows_a_frozen_dynamodb_and_its_recovery(own_moto, table_name,
             own_moto.signal(signal.SIGCONT)
 
         assert wait_until(lambda: get_json(server.port, "/readyz") == (200, READY), timeout=20)
+        # The log line is written before the answer, and read from the pipe a moment later.
+        assert wait_until(lambda: "health.ready" in process.output, timeout=5)
         output = process.output
         assert output.count("health.not_ready dynamodb=timeout channel_layer=ok") == 1
         assert output.count("health.ready") == 1

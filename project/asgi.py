@@ -11,17 +11,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Django must be set up before anything imports models or the consumers.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
-
 from realtime import daphne_compat  # noqa: E402
 from realtime.lifespan import lifespan  # noqa: E402
-from realtime.routing import websocket_application  # noqa: E402
+from realtime.routing import protocol_router, websocket_application  # noqa: E402
 from realtime.startup import prepare  # noqa: E402
 
 daphne_compat.apply()
 prepare()
 
-application = ProtocolTypeRouter(
+application = protocol_router(
     {
         "http": django_asgi_app,
         "websocket": websocket_application,

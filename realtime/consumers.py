@@ -53,13 +53,20 @@ def _client_addr(scope) -> str:
 
 
 class ConnectionConsumer(AsyncWebsocketConsumer):
-    record: Connection | None = None  # set from the registration on, until released
-    opened_at = 0.0  # monotonic
-    last_seen = 0.0  # monotonic: the client's last message
-    _registering: asyncio.Future | None = None
-    _rate: MessageRate | None = None
-    _closing = False  # the server decided to close: later frames are dropped
-    _opened = False  # counted by metrics.connection_opened, so its end must be counted too
+    groups = ()  # no channel-layer groups; AsyncWebsocketConsumer would make a list per connection
+
+    def __init__(self):
+        # Every attribute, set here once and in one order: CPython then shares the attribute
+        # names across all instances and keeps only the values per connection.
+        self.scope = None
+        self.base_send = None
+        self.record: Connection | None = None  # set from the registration on, until released
+        self.opened_at = 0.0  # monotonic
+        self.last_seen = 0.0  # monotonic: the client's last message
+        self._registering: asyncio.Future | None = None
+        self._rate: MessageRate | None = None
+        self._closing = False  # the server decided to close: later frames are dropped
+        self._opened = False  # counted by metrics.connection_opened, so its end must be too
 
     async def __call__(self, scope, receive, send):
         # AsyncConsumer.__call__, reduced to what this consumer needs: no channel of its own

@@ -154,6 +154,8 @@ def uvicorn_server(
             "0",
             "--ws",
             ws,
+            "--ws-per-message-deflate",
+            "false",
             "--no-access-log",
             "--timeout-graceful-shutdown",
             env.get("DRAIN_SECONDS", "20"),

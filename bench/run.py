@@ -13,7 +13,9 @@ For each endpoint it prints one table, ours next to the reference, with ours/ref
 
 - connection setup: C concurrent clients connect, wait for `connected`, close, for a fixed
   time; connections per second and time to `connected` (from the TCP connect). Also with the
-  registry off (REGISTRY_ENABLED=false on both servers), for what the registry costs;
+  registry off (REGISTRY_ENABLED=false on both servers), for what the registry costs: a
+  second server process with the registry off runs beside the first, and rounds alternate
+  between them (the machine's speed drifts within minutes); each side's median round counts;
 - echo: N connections in a closed loop (send, await the echo, repeat); messages per second,
   round trip p50/p99, and the server's CPU time per message (from /proc, over the measured
   window only);
@@ -77,7 +79,8 @@ TTL_DEFAULT, REFRESH_DEFAULT, PING_INTERVAL = 3600, 300, 25.0
 class Config:
     quick: bool = False
     warmup_count: int = 200
-    setup_seconds: float = 10.0
+    setup_seconds: float = 6.0
+    setup_rounds: int = 3
     setup_concurrency: int = 50
     unloaded_seconds: float = 3.0
     echo_connections: int = 100
@@ -100,6 +103,7 @@ class Config:
             "quick": True,
             "warmup_count": 30,
             "setup_seconds": 1.5,
+            "setup_rounds": 1,
             "setup_concurrency": 20,
             "unloaded_seconds": 0.5,
             "echo_connections": 20,
@@ -600,19 +604,35 @@ def say(message: str) -> None:
 def measure_server(server: Server, endpoint: Endpoint, cfg: Config) -> dict:
     results: dict = {"label": server.label, "hold": {}}
     watched = [endpoint.process.process.pid]
-    say(f"{endpoint.kind}: {server.label}: setup and echo")
-    with running(server.make(endpoint.url)) as process:
+    say(f"{endpoint.kind}: {server.label}: setup (registry on and off, alternating) and echo")
+    with (
+        running(server.make(endpoint.url)) as process,
+        running(server.make(endpoint.url, registry=False)) as unregistered,
+    ):
+        warm_up(unregistered, cfg)
+        written = registry_written(unregistered.port, endpoint)
+        results["registry_off_honoured"] = None if written is None else not written
         warm_up(process, cfg)
         results["setup_unloaded"] = run_setup(
             process, cfg, seconds=cfg.unloaded_seconds, concurrency=1, watched=watched
         )
-        results["setup"] = run_setup(
-            process,
-            cfg,
-            seconds=cfg.setup_seconds,
-            concurrency=cfg.setup_concurrency,
-            watched=watched,
-        )
+        # The machine's speed drifts by several percent within minutes, so the registry's
+        # cost is measured in alternating rounds, on and off, and each side's median taken.
+        rounds: dict[str, list[dict]] = {"setup": [], "setup_registry_off": []}
+        for _ in range(cfg.setup_rounds):
+            for key, target in (("setup", process), ("setup_registry_off", unregistered)):
+                rounds[key].append(
+                    run_setup(
+                        target,
+                        cfg,
+                        seconds=cfg.setup_seconds,
+                        concurrency=cfg.setup_concurrency,
+                        watched=watched,
+                    )
+                )
+        for key, runs in rounds.items():
+            results[key] = median_run(runs)
+            results[f"{key}_rounds"] = [run["connections_per_second"] for run in runs]
         results["echo"] = run_echo(process, cfg, watched=watched)
         if not cfg.fresh_server_per_hold:
             for n in cfg.hold_sizes:
@@ -624,19 +644,13 @@ def measure_server(server: Server, endpoint: Endpoint, cfg: Config) -> dict:
             with running(server.make(endpoint.url)) as process:
                 warm_up(process, cfg, count=min(50, cfg.warmup_count))
                 results["hold"][str(n)] = run_hold(process, n, cfg)
-    say(f"{endpoint.kind}: {server.label}: setup with the registry off")
-    with running(server.make(endpoint.url, registry=False)) as process:
-        warm_up(process, cfg)
-        written = registry_written(process.port, endpoint)
-        results["registry_off_honoured"] = None if written is None else not written
-        results["setup_registry_off"] = run_setup(
-            process,
-            cfg,
-            seconds=cfg.setup_seconds,
-            concurrency=cfg.setup_concurrency,
-            watched=watched,
-        )
     return results
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median setup rate (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda run: run["connections_per_second"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def scaled_settings(cfg: Config) -> dict:
@@ -894,10 +908,18 @@ def notes(result: dict, cfg: Config) -> list[str]:
         out.append(f"- CPU in cores during {phase}: {'; '.join(split)} ({os.cpu_count()} cores)")
     out.append(
         f"- setup: {cfg.setup_concurrency} clients connect, await `connected`, close, for "
-        f"{cfg.setup_seconds:g} s; time from TCP connect to `connected`. Echo: closed loop, "
+        f"{cfg.setup_seconds:g} s, in {cfg.setup_rounds} rounds alternating registry on and "
+        "off (median round shown); time from TCP connect to `connected`. Echo: closed loop, "
         "one message in flight per connection. RSS: VmRSS while N idle connections are open "
         "minus before, / N"
     )
+    for key, r in (("ours", ours_r), ("reference", ref_r)):
+        on, off = r.get("setup_rounds"), r.get("setup_registry_off_rounds")
+        if on and off:
+            out.append(
+                f"  setup rounds, {key}: registry on {', '.join(f'{x:.0f}' for x in on)}; "
+                f"off {', '.join(f'{x:.0f}' for x in off)} conn/s"
+            )
     writes = result.get("writes")
     if writes:
         s = writes["settings"]

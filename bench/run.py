@@ -605,34 +605,33 @@ def measure_server(server: Server, endpoint: Endpoint, cfg: Config) -> dict:
     results: dict = {"label": server.label, "hold": {}}
     watched = [endpoint.process.process.pid]
     say(f"{endpoint.kind}: {server.label}: setup (registry on and off, alternating) and echo")
-    with (
-        running(server.make(endpoint.url)) as process,
-        running(server.make(endpoint.url, registry=False)) as unregistered,
-    ):
-        warm_up(unregistered, cfg)
-        written = registry_written(unregistered.port, endpoint)
-        results["registry_off_honoured"] = None if written is None else not written
-        warm_up(process, cfg)
-        results["setup_unloaded"] = run_setup(
-            process, cfg, seconds=cfg.unloaded_seconds, concurrency=1, watched=watched
-        )
-        # The machine's speed drifts by several percent within minutes, so the registry's
-        # cost is measured in alternating rounds, on and off, and each side's median taken.
-        rounds: dict[str, list[dict]] = {"setup": [], "setup_registry_off": []}
-        for _ in range(cfg.setup_rounds):
-            for key, target in (("setup", process), ("setup_registry_off", unregistered)):
-                rounds[key].append(
-                    run_setup(
-                        target,
-                        cfg,
-                        seconds=cfg.setup_seconds,
-                        concurrency=cfg.setup_concurrency,
-                        watched=watched,
+    with running(server.make(endpoint.url)) as process:
+        # Stopped before the echo, so that it cannot disturb it.
+        with running(server.make(endpoint.url, registry=False)) as unregistered:
+            warm_up(unregistered, cfg)
+            written = registry_written(unregistered.port, endpoint)
+            results["registry_off_honoured"] = None if written is None else not written
+            warm_up(process, cfg)
+            results["setup_unloaded"] = run_setup(
+                process, cfg, seconds=cfg.unloaded_seconds, concurrency=1, watched=watched
+            )
+            # The machine's speed drifts by several percent within minutes, so the registry's
+            # cost is measured in alternating rounds, on and off, and each side's median taken.
+            rounds: dict[str, list[dict]] = {"setup": [], "setup_registry_off": []}
+            for _ in range(cfg.setup_rounds):
+                for key, target in (("setup", process), ("setup_registry_off", unregistered)):
+                    rounds[key].append(
+                        run_setup(
+                            target,
+                            cfg,
+                            seconds=cfg.setup_seconds,
+                            concurrency=cfg.setup_concurrency,
+                            watched=watched,
+                        )
                     )
-                )
-        for key, runs in rounds.items():
-            results[key] = median_run(runs)
-            results[f"{key}_rounds"] = [run["connections_per_second"] for run in runs]
+            for key, runs in rounds.items():
+                results[key] = median_run(runs)
+                results[f"{key}_rounds"] = [run["connections_per_second"] for run in runs]
         results["echo"] = run_echo(process, cfg, watched=watched)
         if not cfg.fresh_server_per_hold:
             for n in cfg.hold_sizes:

@@ -7,10 +7,11 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from realtime.registry import ConnectionRegistry, make_client
-from tests.processes import daphne_server, moto_server, server_env
+from tests.processes import daphne_server, moto_server, server_env, uvicorn_server
 
 pytestmark = pytest.mark.e2e
 
@@ -105,13 +106,13 @@ def wait_until(predicate, timeout: float = 10, interval: float = 0.05):
         time.sleep(interval)
 
 
-@pytest.fixture
-def start_server(moto_url, table_name, registry):
-    """Start daphne processes against the test's table; all are stopped after the test."""
+def _servers(make_process, moto_url: str, table_name: str, registry: ConnectionRegistry):
+    """Yields a function that starts server processes against the test's table; stops them
+    all afterwards."""
     started: list[Server] = []
 
-    def start(*daphne_args: str, **env: str) -> Server:
-        process = daphne_server(server_env(moto_url, table_name, **env), *daphne_args).start()
+    def start(*args: str, **env: str) -> Server:
+        process = make_process(server_env(moto_url, table_name, **env), *args).start()
         server = Server(process, registry)
         started.append(server)
         return server
@@ -119,6 +120,30 @@ def start_server(moto_url, table_name, registry):
     yield start
     for server in started:
         server.process.stop()
+
+
+@pytest.fixture
+def start_server(moto_url, table_name, registry):
+    """Start daphne processes (arguments and environment as given) against the test's table."""
+    yield from _servers(daphne_server, moto_url, table_name, registry)
+
+
+@pytest.fixture
+def start_uvicorn(moto_url, table_name, registry):
+    """Start uvicorn processes against the test's table."""
+    yield from _servers(uvicorn_server, moto_url, table_name, registry)
+
+
+def receive(ws) -> dict:
+    return json.loads(ws.recv(timeout=5))
+
+
+def closed_with(ws) -> int:
+    """Read until the server closes; returns the close code it sent."""
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=5)
+    return closed.value.rcvd.code
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import item_ids, wait_until
+from tests.e2e.conftest import closed_with, item_ids, receive, wait_until
 
 SEED_EXAMPLE = """
 import asyncio
@@ -35,18 +34,6 @@ async def connect():
 
 asyncio.run(connect())
 """
-
-
-def receive(ws) -> dict:
-    return json.loads(ws.recv(timeout=5))
-
-
-def closed_with(ws) -> int:
-    """Read until the server closes; returns the close code it sent."""
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            ws.recv(timeout=5)
-    return closed.value.rcvd.code
 
 
 def test_connected_ping_info_echo(server):

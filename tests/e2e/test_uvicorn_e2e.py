@@ -6,41 +6,13 @@ import socket
 import struct
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import Server, item_ids, wait_until
-from tests.processes import server_env, uvicorn_server
-
-
-@pytest.fixture
-def start_uvicorn(moto_url, table_name, registry):
-    started: list[Server] = []
-
-    def start(**env: str) -> Server:
-        process = uvicorn_server(server_env(moto_url, table_name, **env)).start()
-        server = Server(process, registry)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.process.stop()
+from tests.e2e.conftest import Server, closed_with, item_ids, receive, wait_until
 
 
 @pytest.fixture
 def server(start_uvicorn) -> Server:
     return start_uvicorn()
-
-
-def receive(ws) -> dict:
-    return json.loads(ws.recv(timeout=5))
-
-
-def close_code(ws) -> int:
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            ws.recv(timeout=5)
-    return closed.value.rcvd.code
 
 
 def test_connected_ping_info_echo_and_a_clean_close(server):
@@ -59,7 +31,7 @@ def test_connected_ping_info_echo_and_a_clean_close(server):
 def test_a_bad_handshake_gets_its_close_code_and_writes_nothing(server):
     with server.connect({"tenant": "acme"}) as ws:
         assert receive(ws)["code"] == "missing_parameter"
-        assert close_code(ws) == 4400
+        assert closed_with(ws) == 4400
     assert item_ids(server.registry) == set()
 
 
@@ -69,7 +41,7 @@ def test_server_close_codes_reach_the_client(start_uvicorn):
     with ws:
         ws.send(json.dumps({"type": "x", "pad": "y" * 200}))
         assert receive(ws)["code"] == "message_too_big"
-        assert close_code(ws) == 1009
+        assert closed_with(ws) == 1009
     assert wait_until(lambda: item_ids(server.registry) == set())
 
 
@@ -91,5 +63,5 @@ def test_sigterm_closes_every_client_and_deregisters_before_exit(server):
     assert server.process.wait_for_output("Application shutdown complete")
     assert item_ids(server.registry) == set()
     for ws, _ in clients:
-        assert close_code(ws) == 1001  # drained first, not uvicorn's 1012
+        assert closed_with(ws) == 1001  # drained first, not uvicorn's 1012
     assert server.process.wait_for_output("server.drained closed=20 left_to_ttl=0")

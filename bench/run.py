@@ -537,9 +537,12 @@ def run_echo(server: ServerProcess, cfg: Config, *, watched: list[int]) -> dict:
     return result
 
 
-def run_hold(server: ServerProcess, n: int, cfg: Config) -> dict:
+def run_hold(server: ServerProcess, n: int, cfg: Config, endpoint: Endpoint) -> dict:
+    """Open n idle connections: the server's RSS per connection, and whether the table holds
+    exactly one item per open connection while they are open and none once they closed."""
     pid = server.process.pid
     time.sleep(cfg.settle_seconds)
+    items_before = item_count(endpoint)
     before = rss_kib(pid)
     load = Load(
         "hold",
@@ -559,15 +562,34 @@ def run_hold(server: ServerProcess, n: int, cfg: Config) -> dict:
         raise RuntimeError(f"hold {n}: the connections were not open in 600 s")
     time.sleep(cfg.settle_seconds)  # let the server finish what the last handshakes started
     during = rss_kib(pid)
+    items_holding = item_count(endpoint)
     load.release()
     result = load.result(timeout=600)
     held = result["connections"]
+    deadline = time.monotonic() + 60  # deregistrations finish after the clients are gone
+    while (items_after := item_count(endpoint)) != items_before and time.monotonic() < deadline:
+        time.sleep(0.5)
     result.update(
         server_rss_before_kib=before,
         server_rss_holding_kib=during,
         rss_per_connection_kib=(during - before) / held if held else None,
+        registry_items_holding=items_holding - items_before,
+        registry_items_after_close=items_after - items_before,
+        registry_exact=items_holding - items_before == held and items_after == items_before,
     )
     return result
+
+
+def item_count(endpoint: Endpoint) -> int:
+    """Items in the benchmark's table (a counting Scan)."""
+    client, count = endpoint.client(), 0
+    kwargs = {"TableName": TABLE, "Select": "COUNT"}
+    while True:
+        page = client.scan(**kwargs)
+        count += page["Count"]
+        if "LastEvaluatedKey" not in page:
+            return count
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def registry_written(port: int, endpoint: Endpoint) -> bool | None:
@@ -636,13 +658,13 @@ def measure_server(server: Server, endpoint: Endpoint, cfg: Config) -> dict:
         if not cfg.fresh_server_per_hold:
             for n in cfg.hold_sizes:
                 say(f"{endpoint.kind}: {server.label}: hold {n}")
-                results["hold"][str(n)] = run_hold(process, n, cfg)
+                results["hold"][str(n)] = run_hold(process, n, cfg, endpoint)
     if cfg.fresh_server_per_hold:
         for n in cfg.hold_sizes:
             say(f"{endpoint.kind}: {server.label}: hold {n} (fresh server)")
             with running(server.make(endpoint.url)) as process:
                 warm_up(process, cfg, count=min(50, cfg.warmup_count))
-                results["hold"][str(n)] = run_hold(process, n, cfg)
+                results["hold"][str(n)] = run_hold(process, n, cfg, endpoint)
     return results
 
 
@@ -836,6 +858,8 @@ def render(result: dict, cfg: Config) -> str:
             str(size),
             "rss_per_connection_kib",
         )
+        row(f"  registry items while N={size:,} open", "hold", str(size), "registry_items_holding")
+        row("  registry items once they closed", "hold", str(size), "registry_items_after_close")
     writes = result.get("writes")
     if writes:
         rows.append(

@@ -528,9 +528,8 @@ class ConnectionRegistry:
         One connection is a plain conditional put. More are `BatchWriteItem` puts: one call
         instead of many, at the write units of plain puts. Batch puts cannot carry a
         condition, and need none: connection ids are uuid4s this server makes, so there is no
-        item to overwrite. (A `TransactWriteItems` of
-        conditional puts would cost twice the write units, and DynamoDB-compatible emulators
-        copy the whole table for each transaction.)
+        item to overwrite. (A `TransactWriteItems` of conditional puts would cost twice the
+        write units, and moto copies the whole table for each transaction.)
         """
         if len(connections) == 1:
             return [_outcome(self.register, connections[0])]

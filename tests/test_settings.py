@@ -1,5 +1,6 @@
 """Settings read from the environment: what production refuses to start with."""
 
+import re
 import subprocess
 import sys
 
@@ -88,3 +89,14 @@ def test_redis_socket_timeout_outlasts_the_layers_blocking_read():
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) > RedisChannelLayer.brpop_timeout
+
+
+def test_env_example_and_readme_list_every_variable_the_settings_read():
+    settings_source = (ROOT / "project" / "settings.py").read_text()
+    # ENV_FILE names the file itself: the file's header explains it.
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', settings_source)) - {"ENV_FILE"}
+    assert len(read) > 30  # the pattern still finds them
+    example = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(read - example) == []
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []

@@ -56,13 +56,16 @@ def test_load_scenarios_against_the_reference_server(endpoint, reference):
     assert positive(echo["round_trip"]["p99_ms"])
     assert positive(echo["server_cpu_us_per_message"])
 
-    hold = run.run_hold(reference, 20, cfg)
+    hold = run.run_hold(reference, 20, cfg, endpoint)
     assert hold["failure_count"] == 0, hold["failures"]
     assert hold["connections"] == 20
     assert hold["released_by"] == "stdin"
     assert hold["lost_while_idle"] == 0
     assert positive(hold["server_rss_holding_kib"])
     assert hold["rss_per_connection_kib"] is not None
+    assert hold["registry_items_holding"] == 20
+    assert hold["registry_items_after_close"] == 0
+    assert hold["registry_exact"] is True
 
     ping = run.Load(
         "ping",

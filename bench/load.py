@@ -68,7 +68,8 @@ def summary_ms(seconds: list[float]) -> dict:
 
 
 def raise_nofile() -> int:
-    """Raise the soft limit on open files to the hard limit; returns the new soft limit."""
+    """Raise the soft limit on open files to the hard limit (children inherit it); returns the
+    new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = 1 << 20

@@ -87,13 +87,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                 await self._close_quietly(close_codes.GOING_AWAY)
             raise
         finally:
-            release = asyncio.ensure_future(self._release(reason))
-            try:
-                await asyncio.shield(release)
-            except asyncio.CancelledError:
-                _orphaned_releases.add(release)
-                release.add_done_callback(_orphaned_releases.discard)
-                raise
+            await _to_completion(self._release(reason))
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections, on Django's one sync
@@ -358,13 +352,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         keeper.untrack(record.connection_id)
         keeper.claim(record.connection_id)  # deleting: reconciliation must not delete it too
         opened, self._opened = self._opened, False
-        release = asyncio.ensure_future(self._deregister(record, reason, close_code, opened))
-        try:
-            await asyncio.shield(release)
-        except asyncio.CancelledError:
-            _orphaned_releases.add(release)
-            release.add_done_callback(_orphaned_releases.discard)
-            raise
+        await _to_completion(self._deregister(record, reason, close_code, opened))
 
     async def _deregister(
         self, record: Connection, reason: str, close_code: int | None, opened: bool
@@ -388,6 +376,18 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             keeper.untrack(record.connection_id)  # the claim ends with the delete
         if opened:  # a refused or abandoned registration was never counted as opened
             _ended(record, reason, close_code)
+
+
+async def _to_completion(work) -> None:
+    """Await `work` in a task of its own that a cancellation of the caller does not stop: the
+    caller is cancelled at once, and the task is kept referenced until it finishes."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        _orphaned_releases.add(task)
+        task.add_done_callback(_orphaned_releases.discard)
+        raise
 
 
 def _ended(record: Connection, reason: str, close_code: int | None = None) -> None:

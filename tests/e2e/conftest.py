@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import signal
 import time
 from urllib.parse import urlencode
 
@@ -24,6 +25,17 @@ def moto():
     server = moto_server().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_moto():
+    """A DynamoDB endpoint of the test's own, to freeze (SIGSTOP), thaw or kill; a frozen one is
+    thawed before it is killed."""
+    server = moto_server().start()
+    yield server
+    if server.running:
+        server.signal(signal.SIGCONT)
+    server.kill()
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from realtime.registry import make_client
-from tests.processes import ROOT, daphne_server, moto_server, server_env
+from tests.processes import ROOT, daphne_server, server_env
 
 # ~70 s on an idle 2-core machine; the margin is for a machine shared with other work.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -171,16 +171,6 @@ class Link:
         await asyncio.gather(
             pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer)
         )
-
-
-@pytest.fixture
-def own_moto():
-    """A DynamoDB endpoint of the test's own, to freeze."""
-    server = moto_server().start()
-    yield server
-    if server.running:
-        server.signal(signal.SIGCONT)
-    server.kill()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Server, registry_at, wait_until
-from tests.processes import daphne_server, moto_server, server_env
+from tests.processes import daphne_server, server_env
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 METRICS_TOKEN = "e2e-metrics-token-0123456789"
@@ -74,16 +74,6 @@ def test_health_readiness_and_metrics_over_http(start_server, redis_url):
     assert calls["DescribeTable"] >= 1  # table setup at start, and /readyz
     assert connection_id not in raw.decode()
     assert METRICS_TOKEN not in server.process.output
-
-
-@pytest.fixture
-def own_moto():
-    """A DynamoDB endpoint of the test's own, to freeze."""
-    server = moto_server().start()
-    yield server
-    if server.running:
-        server.signal(signal.SIGCONT)
-    server.kill()
 
 
 def test_readyz_follows_a_frozen_dynamodb_and_its_recovery(own_moto, table_name, redis_url):

@@ -8,20 +8,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import Server, item_ids, registry_at, wait_until
-from tests.processes import daphne_server, moto_server, server_env
+from tests.processes import daphne_server, server_env
 
 # Generous bound: the point is "fails fast instead of hanging", not a speed target.
 REFUSAL_BOUND_SECONDS = 8
-
-
-@pytest.fixture
-def own_moto():
-    """A DynamoDB endpoint of the test's own, to stop and kill."""
-    server = moto_server().start()
-    yield server
-    if server.running:
-        server.signal(signal.SIGCONT)
-    server.kill()
 
 
 @pytest.fixture

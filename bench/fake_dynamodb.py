@@ -98,6 +98,17 @@ def unsupported(what: str) -> DynamoError:
     return invalid(f"{what} is not supported by bench.fake_dynamodb")
 
 
+def _condition_holds(parsed: dict, old: dict | None, names: dict, values: dict) -> bool:
+    """Whether the request's ConditionExpression (if any) holds for the item as it is."""
+    condition = parsed.get("condition")
+    return condition is None or condition.fn(old or {}, names, values)
+
+
+def _require_condition(parsed: dict, old: dict | None, names: dict, values: dict, request: dict):
+    if not _condition_holds(parsed, old, names, values):
+        raise _condition_failed(old, request)
+
+
 def _condition_failed(old: dict | None, request: dict) -> DynamoError:
     extra = {}
     if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
@@ -1111,9 +1122,7 @@ class FakeDynamoDB:
         parsed, names, values = _expressions(request, condition=request.get("ConditionExpression"))
         old = table.items.get(key)
         self.item_writes += 1
-        condition = parsed.get("condition")
-        if condition is not None and not condition.fn(old or {}, names, values):
-            raise _condition_failed(old, request)
+        _require_condition(parsed, old, names, values, request)
         table.write(key, item)
         return _returned(request, old, item, None, allowed=("NONE", "ALL_OLD"))
 
@@ -1128,9 +1137,7 @@ class FakeDynamoDB:
         )
         old = table.items.get(key)
         self.item_writes += 1
-        condition = parsed.get("condition")
-        if condition is not None and not condition.fn(old or {}, names, values):
-            raise _condition_failed(old, request)
+        _require_condition(parsed, old, names, values, request)
         update = parsed.get("update")
         if update is None:
             new, touched = dict(old or key_value), []
@@ -1158,9 +1165,7 @@ class FakeDynamoDB:
         parsed, names, values = _expressions(request, condition=request.get("ConditionExpression"))
         old = table.items.get(key)
         self.item_writes += 1
-        condition = parsed.get("condition")
-        if condition is not None and not condition.fn(old or {}, names, values):
-            raise _condition_failed(old, request)
+        _require_condition(parsed, old, names, values, request)
         table.write(key, None)
         return _returned(request, old, None, None, allowed=("NONE", "ALL_OLD"))
 
@@ -1240,9 +1245,8 @@ class FakeDynamoDB:
         reasons, results, failed = [], [], False
         for kind, spec, table, key, parsed, names, values in prepared:
             old = table.items.get(key)
-            condition = parsed.get("condition")
             try:
-                if condition is not None and not condition.fn(old or {}, names, values):
+                if not _condition_holds(parsed, old, names, values):
                     reason = {"Code": "ConditionalCheckFailed"}
                     reason["Message"] = "The conditional request failed"
                     if old is not None and spec.get("ReturnValuesOnConditionCheckFailure") == (

@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from bench.load import raise_nofile
 from tests.processes import (
     ROOT,
+    UVICORN_WS,
     ServerProcess,
     base_env,
     daphne_server,
@@ -92,7 +93,7 @@ class Config:
     ping_scale: int = 30
     fake_latency_ms: float = 5.0
     server_cmd: str = "daphne"
-    uvicorn_ws: str = "websockets-sansio"
+    uvicorn_ws: str = UVICORN_WS
     deflate: bool = False
     settle_seconds: float = 2.0
     fresh_server_per_hold: bool = True
@@ -998,8 +999,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
     p.add_argument("--server-cmd", choices=["daphne", "uvicorn"], default="daphne")
     p.add_argument(
         "--uvicorn-ws",
-        choices=["websockets-sansio", "websockets"],
-        default="websockets-sansio",
+        choices=[UVICORN_WS, "websockets-sansio", "websockets"],
+        default=UVICORN_WS,
     )
     p.add_argument("--latency-ms", type=float, default=5.0, help="the fake endpoint's latency")
     p.add_argument("--setup-seconds", type=float)

@@ -138,9 +138,11 @@ def moto_server(port: int = 0) -> ServerProcess:
     )
 
 
-def uvicorn_server(
-    env: dict[str, str], *extra_args: str, ws: str = "websockets-sansio"
-) -> ServerProcess:
+# README's `--ws`: uvicorn's websockets-sansio protocol, leaner (realtime/uvicorn_protocol.py).
+UVICORN_WS = "realtime.uvicorn_protocol:WebSocketProtocol"
+
+
+def uvicorn_server(env: dict[str, str], *extra_args: str, ws: str = UVICORN_WS) -> ServerProcess:
     """uvicorn as README's "Choosing the ASGI server" runs it."""
     return ServerProcess(
         [

@@ -45,6 +45,21 @@ def test_server_close_codes_reach_the_client(start_uvicorn):
     assert wait_until(lambda: item_ids(server.registry) == set())
 
 
+def test_a_pipelined_burst_is_echoed_in_full_and_in_order(start_uvicorn):
+    # More messages in flight than realtime.uvicorn_protocol lets queue before it stops
+    # reading: reading pauses and resumes, and nothing is lost or reordered.
+    server = start_uvicorn(WS_RATE_PER_SECOND="0")
+    ws, connection_id = server.open_client()
+    with ws:
+        for n in range(500):
+            ws.send(json.dumps({"n": n}))
+        assert [receive(ws)["data"]["n"] for _ in range(500)] == list(range(500))
+        ws.send('{"type": "ping"}')
+        assert receive(ws)["type"] == "pong"
+        assert item_ids(server.registry) == {connection_id}
+    assert wait_until(lambda: item_ids(server.registry) == set())
+
+
 def test_a_dropped_tcp_connection_is_deregistered(server):
     ws, connection_id = server.open_client()
     assert item_ids(server.registry) == {connection_id}

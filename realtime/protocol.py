@@ -84,10 +84,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Made once: json.loads and json.dumps with options build a new decoder or encoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _loads(text: str):
     """json.loads without NaN, Infinity or numbers out of float range. Raises InvalidJson."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return _DECODER.decode(text)
     except InvalidJson:
         raise
     except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
@@ -234,7 +239,7 @@ def check_outgoing(data, *, max_bytes: int) -> None:
 def encode(payload: dict) -> str:
     # ASCII output: a client may send "\\ud800" (a lone surrogate), which has no UTF-8 form
     # and would fail at the transport if echoed raw.
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(payload)
 
 
 def connected(connection: Connection) -> str:

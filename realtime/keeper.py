@@ -206,31 +206,34 @@ class TtlKeeper:
         record = holder.record
         if self.is_due(record, self.clock()) and record.connection_id not in self._in_flight:
             self._in_flight.add(record.connection_id)
-            task = asyncio.ensure_future(self._refresh(holder))
+            task = asyncio.ensure_future(self._refresh(holder, record))
             task.add_done_callback(lambda _: self._in_flight.discard(record.connection_id))
 
     async def sweep(self) -> int:
         """Refresh every held connection that is due. Returns how many were due."""
         now = self.clock()
+        # Each record taken now: a connection in a later chunk may close (and drop its
+        # record) while earlier chunks are being written.
         due = [
-            holder
+            (holder, holder.record)
             for cid, holder in list(self._held.items())
             if cid not in self._in_flight and self.is_due(holder.record, now)
         ]
         # All of them in flight from the start: a ping while earlier chunks are being written
         # must not start a second refresh of a connection in a later chunk.
-        ids = [h.record.connection_id for h in due]
+        ids = [record.connection_id for _, record in due]
         self._in_flight.update(ids)
         try:
             for start in range(0, len(due), self.concurrency):
                 chunk = due[start : start + self.concurrency]
-                await asyncio.gather(*(self._refresh(h) for h in chunk))
+                await asyncio.gather(*(self._refresh(*pair) for pair in chunk))
         finally:
             self._in_flight.difference_update(ids)
         return len(due)
 
-    async def _refresh(self, holder: Holder) -> None:
-        record = holder.record
+    async def _refresh(self, holder: Holder, record: Connection) -> None:
+        if record.connection_id not in self._held:
+            return  # closed since the refresh was decided: nothing to keep alive
         expires_at = int(self.clock()) + self.ttl_seconds
         try:
             exists = await self.registry.arefresh(record.connection_id, expires_at)

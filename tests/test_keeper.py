@@ -177,6 +177,30 @@ def test_a_ping_during_a_sweep_does_not_refresh_a_connection_the_sweep_will_refr
     assert (first.record.expires_at, second.record.expires_at) == (NOW + TTL, NOW + TTL)
 
 
+def test_a_connection_that_closes_while_an_earlier_chunk_is_written_is_skipped(registry, clock):
+    keeper = TtlKeeper(
+        registry=registry, ttl_seconds=TTL, refresh_seconds=300, clock=clock, concurrency=1
+    )
+
+    async def scenario():
+        registry.gate = asyncio.Event()
+        first = held(keeper, registry, "first", NOW + 10)
+        closing = held(keeper, registry, "closing", NOW + 10)
+        last = held(keeper, registry, "last", NOW + 10)
+        sweep = asyncio.create_task(keeper.sweep())
+        await settle()  # the sweep waits on its first chunk: "first"
+        # The consumer's release: the record goes, then the connection is untracked.
+        closing.record = None
+        keeper.untrack("closing")
+        registry.gate.set()
+        return await sweep, first, last
+
+    count, first, last = run(scenario)
+    assert count == 3
+    assert sorted(registry.refreshes) == [("first", NOW + TTL), ("last", NOW + TTL)]
+    assert (first.record.expires_at, last.record.expires_at) == (NOW + TTL, NOW + TTL)
+
+
 def test_a_refresh_that_finds_the_item_gone_reports_the_loss_and_untracks(keeper, registry):
     async def scenario():
         holder = held(keeper, registry, "c", NOW + 10)

@@ -1,4 +1,5 @@
-"""Two fixes to daphne 4.2 that this server's contract depends on, applied under daphne only.
+"""Changes to daphne 4.2, applied under daphne only: two fixes that this server's contract
+depends on, and a smaller queue per WebSocket connection.
 
 1. Close codes. Daphne closes through autobahn's public `sendClose`, which admits only 1000 and
    3000-4999 (the browser API's rule for clients) and turns 1001, 1008, 1009 or 1013 into an
@@ -13,12 +14,19 @@
    registered. The replacement skips those entries, and drains first (realtime/drain.py):
    clients are closed with 1001 and deregistered in batches within DRAIN_SECONDS.
 
+3. Memory. daphne hands each application its events through an `asyncio.Queue`, about 3 KiB
+   per connection; WebSocket connections get a ReceiveQueue instead (receive_queue.py), whose
+   one reader is the consumer. HTTP requests keep daphne's queue.
+
 Under other ASGI servers (uvicorn) nothing is patched.
 """
 
 import asyncio
 import logging
 import sys
+from functools import partial
+
+from .receive_queue import ReceiveQueue
 
 __all__ = ["apply"]
 
@@ -60,6 +68,24 @@ async def _shut_down(server) -> None:
     await asyncio.gather(*running, return_exceptions=True)
 
 
+def _create_application(self, protocol, scope):
+    # daphne 4.2's Server.create_application, with a ReceiveQueue for WebSocket connections.
+    assert "application_instance" not in self.connections[protocol]
+    input_queue = ReceiveQueue() if scope.get("type") == "websocket" else asyncio.Queue()
+    scope.setdefault("asgi", {"version": "3.0"})
+    application_instance = self.application(
+        scope=scope,
+        receive=input_queue.get,
+        send=partial(self.handle_reply, protocol),
+    )
+    if protocol not in self.connections:
+        return None
+    self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+        application_instance, loop=asyncio.get_event_loop()
+    )
+    return input_queue
+
+
 def apply() -> None:
     if "daphne.server" not in sys.modules:
         return
@@ -68,3 +94,4 @@ def apply() -> None:
 
     WebSocketProtocol.serverClose = _server_close
     Server.kill_all_applications = _kill_all_applications
+    Server.create_application = _create_application

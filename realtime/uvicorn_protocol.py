@@ -4,8 +4,8 @@ Run uvicorn with `--ws realtime.uvicorn_protocol:WebSocketProtocol` (README, "Ch
 server"). Three changes to uvicorn 0.54's `WebSocketsSansIOProtocol`, each measured with
 `python -m bench.run --server-cmd uvicorn` (docs/performance.md):
 
-- the messages waiting for the application sit in a list with one waiter, not an
-  `asyncio.Queue` (three deques and an `Event`, about 3 KiB per connection, idle or not);
+- the messages waiting for the application sit in a `ReceiveQueue` (receive_queue.py), not an
+  `asyncio.Queue` (about 3 KiB per connection, idle or not);
 - reading pauses once `PAUSE_AT` messages wait for the application, not after every message:
   uvicorn's pause-per-message costs two `epoll_ctl` calls a message, a sixth of an echo's CPU.
   Memory stays bounded: at most `PAUSE_AT` messages, plus what the last read had carried;
@@ -15,9 +15,9 @@ Everything else, including the ASGI events and close codes, is uvicorn's own. uv
 in requirements.txt; the uvicorn end-to-end tests run through this class.
 """
 
-import asyncio
-
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from .receive_queue import ReceiveQueue
 
 __all__ = ["PAUSE_AT", "WebSocketProtocol"]
 
@@ -26,42 +26,10 @@ __all__ = ["PAUSE_AT", "WebSocketProtocol"]
 PAUSE_AT = 16
 
 
-class _ReceiveQueue:
-    """A FIFO with one reader (the application's `receive`): what uvicorn uses of asyncio.Queue."""
-
-    __slots__ = ("_items", "_waiter")
-
-    def __init__(self):
-        # A list, not a deque: an empty deque allocates a 64-slot block, and the queue is
-        # nearly always empty or one long.
-        self._items: list = []
-        self._waiter: asyncio.Future | None = None
-
-    def put_nowait(self, item) -> None:
-        self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def get(self):
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.pop(0)
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    def empty(self) -> bool:
-        return not self._items
-
-
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.queue = _ReceiveQueue()
+        self.queue = ReceiveQueue()
 
     def send_receive_event_to_app(self) -> None:
         # uvicorn pauses reading after every message it queues; this lets `PAUSE_AT` queue.

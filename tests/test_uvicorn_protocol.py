@@ -7,14 +7,13 @@ run uvicorn with this class over real sockets.
 
 import asyncio
 
-import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from realtime.uvicorn_protocol import PAUSE_AT, WebSocketProtocol, _ReceiveQueue
+from realtime.uvicorn_protocol import PAUSE_AT, WebSocketProtocol
 
 
 class RecordingTransport:
@@ -162,40 +161,3 @@ def test_a_closed_connection_reaches_the_application_as_a_disconnect():
         assert received == ["before"]
 
     asyncio.run(scenario())
-
-
-class TestReceiveQueue:
-    def test_first_in_first_out(self):
-        async def scenario():
-            queue = _ReceiveQueue()
-            for n in range(3):
-                queue.put_nowait(n)
-            assert queue.qsize() == 3 and not queue.empty()
-            assert [await queue.get() for _ in range(3)] == [0, 1, 2]
-            assert queue.empty()
-
-        asyncio.run(scenario())
-
-    def test_a_waiting_reader_wakes_on_put(self):
-        async def scenario():
-            queue = _ReceiveQueue()
-            reader = asyncio.ensure_future(queue.get())
-            await asyncio.sleep(0)
-            assert not reader.done()
-            queue.put_nowait("x")
-            assert await asyncio.wait_for(reader, 1) == "x"
-
-        asyncio.run(scenario())
-
-    def test_a_cancelled_read_loses_nothing(self):
-        async def scenario():
-            queue = _ReceiveQueue()
-            reader = asyncio.ensure_future(queue.get())
-            await asyncio.sleep(0)
-            reader.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await reader
-            queue.put_nowait("kept")
-            assert await asyncio.wait_for(queue.get(), 1) == "kept"
-
-        asyncio.run(scenario())

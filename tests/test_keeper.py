@@ -153,52 +153,58 @@ def test_sweep_refreshes_in_chunks_of_the_concurrency(registry, clock):
     assert {h.record.expires_at for h in holders} == {NOW + TTL}
 
 
-def test_a_ping_during_a_sweep_does_not_refresh_a_connection_the_sweep_will_refresh(
-    registry, clock
-):
-    keeper = TtlKeeper(
+@pytest.fixture
+def one_at_a_time(registry, clock) -> TtlKeeper:
+    """A keeper whose sweeps refresh one connection per chunk."""
+    return TtlKeeper(
         registry=registry, ttl_seconds=TTL, refresh_seconds=300, clock=clock, concurrency=1
     )
 
+
+async def sweep_held_at_first_chunk(keeper, registry, ids):
+    """Due connections `ids` and a sweep of them, held while it writes the first one."""
+    registry.gate = asyncio.Event()
+    holders = {cid: held(keeper, registry, cid, NOW + 10) for cid in ids}
+    sweep = asyncio.create_task(keeper.sweep())
+    await settle()
+    return sweep, holders
+
+
+def test_a_ping_during_a_sweep_does_not_refresh_a_connection_the_sweep_will_refresh(
+    one_at_a_time, registry
+):
     async def scenario():
-        registry.gate = asyncio.Event()
-        first = held(keeper, registry, "first", NOW + 10)
-        second = held(keeper, registry, "second", NOW + 10)
-        sweep = asyncio.create_task(keeper.sweep())
-        await settle()  # the sweep waits on its first chunk: "first"
-        keeper.touch(second)  # a ping from a connection in a later chunk
+        sweep, holders = await sweep_held_at_first_chunk(
+            one_at_a_time, registry, ["first", "second"]
+        )
+        one_at_a_time.touch(holders["second"])  # a ping from a connection in a later chunk
         await settle()
         registry.gate.set()
-        return await sweep, first, second
+        return await sweep, holders
 
-    count, first, second = run(scenario)
+    count, holders = run(scenario)
     assert count == 2
     assert sorted(registry.refreshes) == [("first", NOW + TTL), ("second", NOW + TTL)]
-    assert (first.record.expires_at, second.record.expires_at) == (NOW + TTL, NOW + TTL)
+    assert {h.record.expires_at for h in holders.values()} == {NOW + TTL}
 
 
-def test_a_connection_that_closes_while_an_earlier_chunk_is_written_is_skipped(registry, clock):
-    keeper = TtlKeeper(
-        registry=registry, ttl_seconds=TTL, refresh_seconds=300, clock=clock, concurrency=1
-    )
-
+def test_a_connection_that_closes_while_an_earlier_chunk_is_written_is_skipped(
+    one_at_a_time, registry
+):
     async def scenario():
-        registry.gate = asyncio.Event()
-        first = held(keeper, registry, "first", NOW + 10)
-        closing = held(keeper, registry, "closing", NOW + 10)
-        last = held(keeper, registry, "last", NOW + 10)
-        sweep = asyncio.create_task(keeper.sweep())
-        await settle()  # the sweep waits on its first chunk: "first"
+        sweep, holders = await sweep_held_at_first_chunk(
+            one_at_a_time, registry, ["first", "closing", "last"]
+        )
         # The consumer's release: the record goes, then the connection is untracked.
-        closing.record = None
-        keeper.untrack("closing")
+        holders["closing"].record = None
+        one_at_a_time.untrack("closing")
         registry.gate.set()
-        return await sweep, first, last
+        return await sweep, holders
 
-    count, first, last = run(scenario)
+    count, holders = run(scenario)
     assert count == 3
     assert sorted(registry.refreshes) == [("first", NOW + TTL), ("last", NOW + TTL)]
-    assert (first.record.expires_at, last.record.expires_at) == (NOW + TTL, NOW + TTL)
+    assert holders["first"].record.expires_at == holders["last"].record.expires_at == NOW + TTL
 
 
 def test_a_refresh_that_finds_the_item_gone_reports_the_loss_and_untracks(keeper, registry):

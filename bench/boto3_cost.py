@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 
 from bench.run import TABLE, Endpoint
-from realtime.connection import Connection
-from realtime.handshake import ConnectionRequest
-from realtime.registry import ConnectionRegistry, make_client
+from realtime.core.connection import Connection
+from realtime.core.handshake import ConnectionRequest
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ def measure(url: str, calls: int, rounds: int = 5) -> list[tuple[str, float, flo
             secret_access_key="bench",
             validate_parameters=validation,
         )
-        registries[label] = ConnectionRegistry(client=client, table_name=TABLE)
+        registries[label] = DynamoDBRegistry(client=client, table_name=TABLE)
     samples: dict[str, list[tuple[float, float]]] = {label: [] for label in registries}
     for _ in range(rounds):
         for label, registry in registries.items():

@@ -1804,13 +1804,13 @@ def _cycle(worker: int, n: int) -> list[tuple[str, dict]]:
 
 
 def _create_measure_table() -> dict:
-    from realtime.registry import _ATTRIBUTES, _INDEXES
+    from realtime.registry.dynamodb import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
 
     return {
         "TableName": _MEASURE_TABLE,
-        "AttributeDefinitions": _ATTRIBUTES,
+        "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
         "KeySchema": [{"AttributeName": "connection_id", "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": _INDEXES,
+        "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
         "BillingMode": "PAY_PER_REQUEST",
     }
 
@@ -1842,7 +1842,7 @@ async def _raw_load(port: int, connections: int, seconds: float) -> tuple[int, l
 
 
 def _boto3_load(port: int, connections: int, seconds: float) -> tuple[int, list[float]]:
-    from realtime.registry import make_client
+    from realtime.registry.dynamodb import make_client
 
     client = make_client(
         region="us-east-1",

@@ -228,7 +228,7 @@ class Endpoint:
             self.process.kill()
 
     def client(self):
-        from realtime.registry import make_client
+        from realtime.registry.dynamodb import make_client
 
         return make_client(
             region="us-east-1",
@@ -240,9 +240,9 @@ class Endpoint:
         )
 
     def create_table(self) -> None:
-        from realtime.registry import ConnectionRegistry
+        from realtime.registry.dynamodb import DynamoDBRegistry
 
-        ConnectionRegistry(client=self.client(), table_name=TABLE).create_table(wait=True)
+        DynamoDBRegistry(client=self.client(), table_name=TABLE).create_table(wait=True)
 
     def stats(self) -> dict:
         with urllib.request.urlopen(f"{self.url}/stats", timeout=10) as response:

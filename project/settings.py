@@ -32,7 +32,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 
 INSTALLED_APPS = [
     "daphne",
-    "realtime.admin_site.OperatorAdminConfig",  # django.contrib.admin with the operator pages
+    "realtime.operate.admin.site.OperatorAdminConfig",  # django.contrib.admin, operator pages
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -43,7 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "realtime.health.probes_before_host_check",  # load balancers probe by IP address
+    "realtime.operate.health.probes_before_host_check",  # load balancers probe by IP address
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from realtime import health
+from realtime.operate import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/", include("realtime.api_urls")),
+    path("api/", include("realtime.operate.api.urls")),
     # Load balancers and Prometheus; see realtime/health.py.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

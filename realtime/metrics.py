@@ -56,6 +56,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from realtime.core.refusals import DISCONNECT_REASONS, REJECTION_CODES
+
 __all__ = [
     "CLOSE_REASONS",
     "DELIVERY_OUTCOMES",
@@ -83,38 +85,8 @@ disable_created_metrics()
 
 OTHER = "other"
 
-CLOSE_REASONS = frozenset(
-    {
-        "client_closed",
-        "server_shutdown",
-        "operator_disconnect",
-        "registration_lost",
-        "idle_timeout",
-        "max_lifetime",
-        "policy",
-        "message_too_big",
-        "consumer_ended",
-        "registration_failed",
-    }
-)
-REJECTION_REASONS = frozenset(
-    {
-        "missing_parameter",
-        "invalid_parameter",
-        "repeated_parameter",
-        "invalid_encoding",
-        "query_too_long",
-        "connection_type_not_allowed",
-        "token_missing",
-        "token_invalid",
-        "token_expired",
-        "token_mismatch",
-        "origin_not_allowed",
-        "over_quota",
-        "registry_unavailable",
-        "draining",
-    }
-)
+CLOSE_REASONS = DISCONNECT_REASONS
+REJECTION_REASONS = REJECTION_CODES
 # Client frames by how the server read them ("invalid": answered with an `error`), and server
 # frames by their `type`.
 MESSAGE_KINDS = frozenset(

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from realtime.api import OPENAPI_PATH
+from realtime.operate.api.views import OPENAPI_PATH
 
 DOCUMENT = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
 PREFIX = DOCUMENT["servers"][0]["url"]  # "/api"

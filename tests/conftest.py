@@ -3,9 +3,9 @@
 import pytest
 from moto import mock_aws
 
-import realtime.keeper
-import realtime.registry
-from realtime.registry import ConnectionRegistry, make_client
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
+from realtime.server import runtime as runtime_module
+from realtime.server.runtime import Runtime
 
 NOW = 1_800_000_000  # the fake clock's start, epoch seconds
 
@@ -40,11 +40,24 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(autouse=True)
+def fresh_runtime():
+    """Every test starts with no process runtime (registry, keeper, inbox, ...) and leaves none."""
+    runtime_module.reset()
+    yield
+    runtime_module.reset()
+
+
+def use_registry(registry: DynamoDBRegistry) -> Runtime:
+    """Make `registry` the process's: what consumers, views and the API then use."""
+    chosen = Runtime(registry=registry)
+    runtime_module.install(chosen)
+    return chosen
+
+
 @pytest.fixture
-def aws(monkeypatch):
-    """moto's mock of AWS for the test; the process-wide registry and keeper start afresh."""
-    monkeypatch.setattr(realtime.registry, "_default", None)
-    monkeypatch.setattr(realtime.keeper, "_default", None)
+def aws():
+    """moto's mock of AWS for the test."""
     with mock_aws():
         yield
 
@@ -57,8 +70,8 @@ def mocked_client():
 
 
 @pytest.fixture
-def dynamodb(aws, mocked_client, clock) -> ConnectionRegistry:
+def dynamodb(aws, mocked_client, clock) -> DynamoDBRegistry:
     """A registry on a freshly created table, reading time from `clock`."""
-    registry = ConnectionRegistry(client=mocked_client, table_name="tests_connections", clock=clock)
+    registry = DynamoDBRegistry(client=mocked_client, table_name="tests_connections", clock=clock)
     registry.create_table()
     return registry

@@ -1,7 +1,7 @@
 """Registry records for tests, written straight to the table."""
 
-from realtime.connection import Connection, isoformat
-from realtime.registry import _to_item
+from realtime.core.connection import Connection, isoformat
+from realtime.registry.dynamodb import to_item
 from tests.conftest import NOW
 
 TTL = 3600
@@ -31,7 +31,7 @@ def conn(
 
 def seed(registry, connections) -> None:
     """Write many items fast (BatchWriteItem); `register` itself is tested on its own."""
-    items = [{"PutRequest": {"Item": _to_item(c)}} for c in connections]
+    items = [{"PutRequest": {"Item": to_item(c)}} for c in connections]
     for start in range(0, len(items), 25):
         response = registry.client.batch_write_item(
             RequestItems={registry.table_name: items[start : start + 25]}

@@ -20,16 +20,17 @@ from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 from openapi_spec_validator import validate as validate_openapi
 
-import realtime.api_auth
-import realtime.registry
-from realtime import close_codes, handshake
-from realtime.api_auth import match_token
-from realtime.connection import Connection, isoformat
-from realtime.consumers import ConnectionConsumer
-from realtime.handshake import ConnectionRequest
-from realtime.instance import instance_id
-from realtime.registry import ConnectionRegistry, RegistryUnavailable
+import realtime.operate.api.auth
+from realtime.core import close_codes, handshake
+from realtime.core.connection import Connection, isoformat
+from realtime.core.handshake import ConnectionRequest
+from realtime.operate.api.auth import match_token
+from realtime.registry import RegistryUnavailable
+from realtime.registry.dynamodb import DynamoDBRegistry
+from realtime.server.consumer import ConnectionConsumer
+from realtime.server.runtime import runtime
 from tests.api_contract import DOCUMENT, check_response, schema_errors
+from tests.conftest import use_registry
 
 TOKEN = "first-token-0123456789abcdef"
 OTHER_TOKEN = "second-token-fedcba9876543210"
@@ -69,12 +70,12 @@ class CheckedClient(AsyncClient):
 
 
 @pytest.fixture
-def registry(aws, mocked_client, settings, monkeypatch) -> ConnectionRegistry:
+def registry(aws, mocked_client, settings, monkeypatch) -> DynamoDBRegistry:
     settings.API_TOKENS = [TOKEN, OTHER_TOKEN]
     settings.DELIVERY_TIMEOUT_SECONDS = 0.3
-    registry = ConnectionRegistry(client=mocked_client, table_name=settings.DYNAMODB_TABLE_NAME)
+    registry = DynamoDBRegistry(client=mocked_client, table_name=settings.DYNAMODB_TABLE_NAME)
     registry.create_table()
-    monkeypatch.setattr(realtime.registry, "_default", registry)
+    use_registry(registry)
     return registry
 
 
@@ -121,7 +122,7 @@ async def _send(client: CheckedClient, method: str, path: str, body=None, **kwar
 
 
 def record(
-    registry: ConnectionRegistry,
+    registry: DynamoDBRegistry,
     tenant: str = "acme",
     deployment: str = "prod-1",
     kind: str = "client",
@@ -144,9 +145,9 @@ def record(
     return connection
 
 
-def orphan(registry: ConnectionRegistry) -> Connection:
+def orphan(registry: DynamoDBRegistry) -> Connection:
     """An item of this process whose consumer does not exist, as a crashed consumer leaves."""
-    return record(registry, instance=instance_id(), channel="specific.nobody!listening")
+    return record(registry, instance=runtime().instance_id, channel="specific.nobody!listening")
 
 
 async def open_client(tenant="acme", deployment="prod-1", kind="client"):
@@ -253,7 +254,7 @@ def test_token_is_compared_with_every_configured_token(monkeypatch):
         compared.append(b)
         return a == b
 
-    monkeypatch.setattr(realtime.api_auth.hmac, "compare_digest", counting)
+    monkeypatch.setattr(realtime.operate.api.auth.hmac, "compare_digest", counting)
     tokens = ["a-token", "b-token", "c-token"]
     assert match_token("a-token", tokens) == 1
     assert compared == [b"a-token", b"b-token", b"c-token"]
@@ -435,10 +436,12 @@ def test_listing_by_instance_pages_in_connection_id_order(registry):
 
 def test_expired_items_are_never_shown(registry):
     # Both held by this process, so that a broadcast would reach (and count) either.
-    live = record(registry, instance=instance_id(), channel="specific.live!1")
-    expired = record(registry, instance=instance_id(), channel="specific.expired!1", expires_in=-10)
+    live = record(registry, instance=runtime().instance_id, channel="specific.live!1")
+    expired = record(
+        registry, instance=runtime().instance_id, channel="specific.expired!1", expires_in=-10
+    )
     assert ids(listing("tenant=acme")) == [live.connection_id]
-    assert ids(listing(f"instance_id={instance_id()}")) == [live.connection_id]
+    assert ids(listing(f"instance_id={runtime().instance_id}")) == [live.connection_id]
     assert error(call("GET", f"/api/connections/{expired.connection_id}")) == (
         404,
         "connection_not_found",

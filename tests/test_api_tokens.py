@@ -11,9 +11,9 @@ import jwt
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
-from realtime.connection import isoformat
-from realtime.handshake import VALUE_RULE, ConnectionRequest, HandshakeError
-from realtime.tokens import verify_token
+from realtime.core.connection import isoformat
+from realtime.core.handshake import VALUE_RULE, ConnectionRequest, HandshakeError
+from realtime.core.tokens import verify_token
 from tests.api_contract import DOCUMENT, schema_errors
 from tests.test_api import TOKEN, CheckedClient, api, call, error, run_here, staff
 

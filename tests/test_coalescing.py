@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from realtime.coalescing import Coalescer
+from realtime.registry.coalescing import Coalescer
 
 
 class Recorder:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime.connection import Connection, isoformat
-from realtime.handshake import ConnectionRequest
+from realtime.core.connection import Connection, isoformat
+from realtime.core.handshake import ConnectionRequest
 
 REQUEST = ConnectionRequest(tenant="acme", deployment_id="prod-1", connection_type="browser")
 NOW = 1769860800.75  # 2026-01-31T12:00:00.750Z

@@ -26,11 +26,10 @@ from hypothesis import HealthCheck, event, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from realtime.consumers import ConnectionConsumer
-from realtime.handshake import MAX_QUERY_STRING_BYTES, PARAMETERS, is_valid_value
-from realtime.keeper import get_keeper
-from realtime.protocol import MAX_NESTING_DEPTH
-from realtime.registry import get_registry
+from realtime.core.handshake import MAX_QUERY_STRING_BYTES, PARAMETERS, is_valid_value
+from realtime.core.protocol import MAX_NESTING_DEPTH
+from realtime.server.consumer import ConnectionConsumer
+from realtime.server.runtime import runtime
 
 # Every refusal a handshake can get, with its close code (README, "Errors and close codes").
 HANDSHAKE_REFUSALS = {
@@ -61,7 +60,7 @@ PROPERTY_SETTINGS = hypothesis_settings(
 
 @pytest.fixture
 def registry(aws):
-    registry = get_registry()
+    registry = runtime().registry
     registry.create_table()
     return registry
 
@@ -330,7 +329,7 @@ def check_handshake(registry, raw: bytes, headers=(), applicable: set[str] | Non
             item = items[first["connection_id"]]
             for name in PARAMETERS:  # stored exactly as the client was told
                 assert item[name] == {"S": first[name]}
-            assert len(get_keeper()) == 1
+            assert len(runtime().keeper) == 1
         else:
             assert first["type"] == "error", first
             assert close_code == HANDSHAKE_REFUSALS.get(first["code"]), first
@@ -342,7 +341,7 @@ def check_handshake(registry, raw: bytes, headers=(), applicable: set[str] | Non
     first = asyncio.run(scenario())
     event(f"outcome: {first.get('code', first['type'])}")
     assert stored(registry) == {}
-    assert len(get_keeper()) == 0
+    assert len(runtime().keeper) == 0
     if applicable is not None:
         if applicable:
             assert first["type"] == "error" and first["code"] in applicable, (first, applicable)
@@ -613,4 +612,4 @@ def test_any_frames_get_one_documented_answer_each(registry, settings, sent, max
 
     asyncio.run(scenario())
     assert stored(registry) == {}
-    assert len(get_keeper()) == 0
+    assert len(runtime().keeper) == 0

@@ -10,16 +10,16 @@ import threading
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from realtime.consumers import ConnectionConsumer
-from realtime.keeper import get_keeper
-from realtime.registry import RegistryUnavailable, get_registry
+from realtime.registry import RegistryUnavailable
+from realtime.server.consumer import ConnectionConsumer
+from realtime.server.runtime import runtime
 
 VALID = "/?tenant=acme&deployment_id=prod-1&connection_type=client"
 
 
 @pytest.fixture
 def registry(aws):
-    registry = get_registry()
+    registry = runtime().registry
     registry.create_table()
     return registry
 
@@ -71,7 +71,7 @@ def test_registers_before_connected_and_deregisters_on_close(registry):
 
     run(scenario())
     assert stored_ids(registry) == set()
-    assert len(get_keeper()) == 0
+    assert len(runtime().keeper) == 0
 
 
 def test_rejected_handshake_sends_error_then_closes_and_writes_nothing(registry):
@@ -102,7 +102,7 @@ def test_registry_failure_refuses_with_1013(registry, monkeypatch):
 
     run(scenario())
     assert stored_ids(registry) == set()
-    assert len(get_keeper()) == 0
+    assert len(runtime().keeper) == 0
 
 
 def test_frames_after_a_close_decision_are_ignored(registry, settings):
@@ -161,7 +161,7 @@ def test_cancellation_during_registration_never_leaves_the_item_behind(registry,
 
 
 def test_vanished_item_closes_the_socket_with_1013(registry, clock, monkeypatch):
-    keeper = get_keeper()
+    keeper = runtime().keeper
     monkeypatch.setattr(keeper, "clock", clock)
     monkeypatch.setattr(registry, "clock", clock)
 
@@ -182,16 +182,6 @@ def test_vanished_item_closes_the_socket_with_1013(registry, clock, monkeypatch)
 
 
 # --- limits, quota, drain (issue: production hardening) --------------------------------------
-
-
-@pytest.fixture
-def fresh_lifecycle(monkeypatch):
-    import threading
-
-    from realtime import lifecycle
-
-    monkeypatch.setattr(lifecycle, "_draining", threading.Event())
-    return lifecycle
 
 
 def test_messages_over_the_rate_get_errors_then_sustained_abuse_closes_with_1008(
@@ -222,7 +212,7 @@ def test_messages_over_the_rate_get_errors_then_sustained_abuse_closes_with_1008
 
 def test_the_tenant_quota_refuses_with_4429_and_registers_nothing(registry, settings):
     settings.WS_TENANT_MAX_CONNECTIONS = 1
-    quota_registry = get_registry()  # rebuilt with the limit
+    quota_registry = runtime().registry  # rebuilt with the limit
     quota_registry.create_table()
 
     async def scenario():
@@ -244,17 +234,16 @@ def test_the_tenant_quota_refuses_with_4429_and_registers_nothing(registry, sett
 
 
 def test_idle_and_old_connections_are_closed_by_the_sweeper(registry, settings, monkeypatch):
-    from realtime import timeouts
 
     settings.WS_IDLE_TIMEOUT_SECONDS = 60
-    sweeper = timeouts.get_sweeper()
+    sweeper = runtime().sweeper
     now = [1000.0]
     monkeypatch.setattr(sweeper, "clock", lambda: now[0])
 
     async def scenario():
         client = communicator()
         await open_connection(client)
-        consumer_view = get_keeper().holders()[0]
+        consumer_view = runtime().keeper.holders()[0]
         consumer_view.last_seen = now[0] - 61
         assert await sweeper.sweep() == 1
         error = await client.receive_json_from()
@@ -266,8 +255,8 @@ def test_idle_and_old_connections_are_closed_by_the_sweeper(registry, settings, 
     assert stored_ids(registry) == set()
 
 
-def test_a_draining_server_refuses_new_connections(registry, fresh_lifecycle):
-    fresh_lifecycle.start_draining()
+def test_a_draining_server_refuses_new_connections(registry):
+    runtime().start_draining()
 
     async def scenario():
         client = communicator()
@@ -279,8 +268,8 @@ def test_a_draining_server_refuses_new_connections(registry, fresh_lifecycle):
     assert stored_ids(registry) == set()
 
 
-def test_drain_closes_every_client_with_1001_and_deregisters_in_batches(registry, fresh_lifecycle):
-    from realtime.drain import drain
+def test_drain_closes_every_client_with_1001_and_deregisters_in_batches(registry):
+    from realtime.server.drain import drain
 
     async def scenario():
         clients = [communicator() for _ in range(30)]
@@ -288,11 +277,11 @@ def test_drain_closes_every_client_with_1001_and_deregisters_in_batches(registry
             await open_connection(client)
         assert len(stored_ids(registry)) == 30
         await drain()
-        assert fresh_lifecycle.is_draining()
+        assert runtime().is_draining()
         for client in clients:
             assert await closed_code(client) == 1001
             await client.disconnect()
 
     run(scenario())
     assert stored_ids(registry) == set()
-    assert len(get_keeper()) == 0
+    assert len(runtime().keeper) == 0

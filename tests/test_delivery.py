@@ -9,12 +9,11 @@ import dataclasses
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from realtime import delivery
-from realtime.connection import Connection
-from realtime.consumers import ConnectionConsumer
-from realtime.handshake import ConnectionRequest
-from realtime.instance import instance_id
-from realtime.registry import get_registry
+from realtime.core.connection import Connection
+from realtime.core.handshake import ConnectionRequest
+from realtime.operate import delivery
+from realtime.server.consumer import ConnectionConsumer
+from realtime.server.runtime import runtime
 
 PATH = "/?tenant={tenant}&deployment_id={deployment}&connection_type={kind}"
 
@@ -22,7 +21,7 @@ PATH = "/?tenant={tenant}&deployment_id={deployment}&connection_type={kind}"
 @pytest.fixture
 def registry(aws, settings):
     settings.DELIVERY_TIMEOUT_SECONDS = 0.3
-    registry = get_registry()
+    registry = runtime().registry
     registry.create_table()
     return registry
 
@@ -47,7 +46,7 @@ def orphan(registry, **changes) -> Connection:
         ConnectionRequest("acme", "prod-1", "client"),
         now=registry.clock(),
         ttl_seconds=3600,
-        instance_id=instance_id(),
+        instance_id=runtime().instance_id,
         channel_name="specific.nobody!listening",
         client_addr="127.0.0.1:1",
     )
@@ -129,13 +128,12 @@ def test_broadcast_reaches_exactly_the_selected_connections(registry):
 
 
 def test_a_connection_its_inbox_does_not_hold_is_gone_at_once(registry, settings):
-    from realtime.inbox import get_inbox
 
     settings.DELIVERY_TIMEOUT_SECONDS = 30  # the answer must not wait for this
 
     async def scenario():
         client, _ = await open_client()  # starts this process's inbox
-        record = orphan(registry, channel_name=await get_inbox().address())
+        record = orphan(registry, channel_name=await runtime().inbox.address())
         started = asyncio.get_running_loop().time()
         with pytest.raises(delivery.ConnectionGone, match="no longer open"):
             await delivery.connection_send(record.connection_id, {})

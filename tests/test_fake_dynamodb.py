@@ -18,13 +18,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from realtime.registry import (
-    ConnectionRegistry,
     InvalidCursor,
     QuotaExceeded,
     RegistryError,
     TableReport,
-    make_client,
 )
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 from tests.conftest import EXPECTED_INDEXES, NOW, FakeClock
 from tests.processes import ServerProcess, base_env
 from tests.records import TTL, conn, seed
@@ -75,14 +74,14 @@ def table_name() -> str:
 
 
 @pytest.fixture
-def registry(client, table_name, clock) -> ConnectionRegistry:
-    registry = ConnectionRegistry(client=client, table_name=table_name, clock=clock)
+def registry(client, table_name, clock) -> DynamoDBRegistry:
+    registry = DynamoDBRegistry(client=client, table_name=table_name, clock=clock)
     registry.create_table()
     return registry
 
 
 @pytest.fixture
-def quota(registry) -> ConnectionRegistry:
+def quota(registry) -> DynamoDBRegistry:
     registry.tenant_limit = 2
     return registry
 
@@ -133,7 +132,7 @@ def test_sigterm_stops_it_promptly_despite_open_keep_alive_connections():
 
 
 def test_create_table_creates_indexes_and_ttl_and_is_idempotent(client, table_name):
-    registry = ConnectionRegistry(client=client, table_name=table_name)
+    registry = DynamoDBRegistry(client=client, table_name=table_name)
     assert registry.describe_table() is None
 
     first = registry.create_table()
@@ -162,7 +161,7 @@ def test_create_table_adds_the_indexes_to_a_table_without_them(client, table_nam
         AttributeDefinitions=[{"AttributeName": "connection_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    registry = ConnectionRegistry(client=client, table_name=table_name, clock=clock)
+    registry = DynamoDBRegistry(client=client, table_name=table_name, clock=clock)
     registry.register(conn("before"))  # indexed when the index is created
 
     report = registry.create_table()
@@ -598,7 +597,7 @@ def test_keep_alive_answers_pipelined_requests_in_order(fake, table_name):
 
 def test_stats_count_calls_by_operation_and_reset(fake, client, table_name, clock):
     assert http(fake.port, "POST", "/reset-stats") == {"reset": True}
-    registry = ConnectionRegistry(client=client, table_name=table_name, clock=clock)
+    registry = DynamoDBRegistry(client=client, table_name=table_name, clock=clock)
     registry.create_table()
     before = http(fake.port, "GET", "/stats")["items"]
     registry.register(conn("c-1"))
@@ -640,7 +639,7 @@ def test_every_call_takes_the_latency_and_calls_overlap():
             secret_access_key="testing",
             max_connections=40,
         )
-        registry = ConnectionRegistry(client=client, table_name="slow", max_workers=40)
+        registry = DynamoDBRegistry(client=client, table_name="slow", max_workers=40)
         registry.create_table()
         registry.register(conn("c-1"))
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime import close_codes
-from realtime.handshake import (
+from realtime.core import close_codes
+from realtime.core.handshake import (
     MAX_QUERY_STRING_BYTES,
     PARAMETERS,
     ConnectionRequest,

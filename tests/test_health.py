@@ -4,16 +4,15 @@ import asyncio
 import json
 import logging
 import socket
-import threading
 
 import pytest
 from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
-import realtime.registry
-from realtime import health, lifecycle
-from realtime.registry import ConnectionRegistry, make_client
-from tests.conftest import FakeClock
+from realtime.operate import health
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
+from realtime.server.runtime import runtime
+from tests.conftest import FakeClock, use_registry
 
 TOKEN = "metrics-token-0123456789"
 
@@ -38,7 +37,7 @@ def body(response) -> dict:
 class CountingDescribe:
     """Replaces a registry's describe_table, counting the calls that reach DynamoDB."""
 
-    def __init__(self, registry: ConnectionRegistry):
+    def __init__(self, registry: DynamoDBRegistry):
         self.real = registry.describe_table
         self.calls = 0
 
@@ -56,21 +55,20 @@ def clock(monkeypatch) -> FakeClock:
     )
     monkeypatch.setattr(health, "_dynamodb", cached)
     monkeypatch.setattr(health, "_was_ready", None)
-    monkeypatch.setattr(lifecycle, "_draining", threading.Event())
     return clock
 
 
-def use(monkeypatch, registry: ConnectionRegistry) -> CountingDescribe:
+def use(monkeypatch, registry: DynamoDBRegistry) -> CountingDescribe:
     counting = CountingDescribe(registry)
     monkeypatch.setattr(registry, "describe_table", counting)
-    monkeypatch.setattr(realtime.registry, "_default", registry)
+    use_registry(registry)
     return counting
 
 
 @pytest.fixture
 def ready(aws, mocked_client, settings, monkeypatch, clock) -> CountingDescribe:
     """The process registry on moto's mock, its table created."""
-    registry = ConnectionRegistry(client=mocked_client, table_name=settings.DYNAMODB_TABLE_NAME)
+    registry = DynamoDBRegistry(client=mocked_client, table_name=settings.DYNAMODB_TABLE_NAME)
     registry.create_table()
     return use(monkeypatch, registry)
 
@@ -87,7 +85,7 @@ def unreachable(monkeypatch, clock) -> CountingDescribe:
         read_timeout=0.5,
         max_attempts=1,
     )
-    return use(monkeypatch, ConnectionRegistry(client=client, table_name="tests_connections"))
+    return use(monkeypatch, DynamoDBRegistry(client=client, table_name="tests_connections"))
 
 
 READY = {"status": "ready", "checks": {"dynamodb": "ok", "channel_layer": "ok"}}
@@ -97,7 +95,7 @@ READY = {"status": "ready", "checks": {"dynamodb": "ok", "channel_layer": "ok"}}
 
 
 def test_healthz_is_ok_without_touching_dynamodb(unreachable):
-    lifecycle.start_draining()  # alive while draining: an orchestrator must not kill it
+    runtime().start_draining()  # alive while draining: an orchestrator must not kill it
 
     response = get("/healthz")
 
@@ -124,7 +122,7 @@ def test_readyz_is_ready_when_the_table_and_the_channel_layer_answer(ready):
 
 
 def test_readyz_is_503_when_dynamodb_is_unreachable(unreachable, caplog):
-    caplog.set_level(logging.INFO, logger="realtime.health")
+    caplog.set_level(logging.INFO, logger="realtime.operate.health")
 
     response = get("/readyz")
 
@@ -138,7 +136,7 @@ def test_readyz_is_503_when_dynamodb_is_unreachable(unreachable, caplog):
 
 
 def test_readyz_is_503_when_the_table_is_missing(aws, mocked_client, monkeypatch, clock):
-    use(monkeypatch, ConnectionRegistry(client=mocked_client, table_name="tests_connections"))
+    use(monkeypatch, DynamoDBRegistry(client=mocked_client, table_name="tests_connections"))
 
     response = get("/readyz")
 
@@ -147,15 +145,15 @@ def test_readyz_is_503_when_the_table_is_missing(aws, mocked_client, monkeypatch
 
 
 def test_readyz_is_503_while_draining_without_checking_anything(ready):
-    lifecycle.start_draining()
-    lifecycle.start_draining()  # idempotent
+    runtime().start_draining()
+    runtime().start_draining()  # idempotent
 
     response = get("/readyz")
 
     assert (response.status_code, body(response)) == (503, {"status": "draining"})
     assert response["Cache-Control"] == "no-store"
     assert ready.calls == 0
-    assert lifecycle.is_draining()
+    assert runtime().is_draining()
 
 
 def test_the_dynamodb_answer_is_reused_for_two_seconds(ready, clock):
@@ -205,7 +203,7 @@ def test_state_changes_are_logged_once_each(monkeypatch, clock, caplog):
         return next(answers)
 
     monkeypatch.setattr(health, "_dynamodb", health.CachedCheck(scripted, seconds=0))
-    caplog.set_level(logging.INFO, logger="realtime.health")
+    caplog.set_level(logging.INFO, logger="realtime.operate.health")
 
     assert [get("/readyz").status_code for _ in range(4)] == [200, 503, 503, 200]
     assert caplog.messages == [

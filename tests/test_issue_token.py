@@ -13,8 +13,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from realtime.handshake import ConnectionRequest
-from realtime.tokens import verify_token
+from realtime.core.handshake import ConnectionRequest
+from realtime.core.tokens import verify_token
 
 SECRET = "command-test-secret-0123456789abcdef"
 ARGS = ["--tenant", "acme", "--deployment-id", "prod-1", "--connection-type", "client"]

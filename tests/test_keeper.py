@@ -5,12 +5,13 @@ import asyncio
 import pytest
 from django.conf import settings
 
-from realtime.connection import Connection
-from realtime.keeper import TtlKeeper
+from realtime.core.connection import Connection
 from realtime.registry import RegistryUnavailable
+from realtime.server.keeper import TtlKeeper
 from tests.conftest import NOW
 
 TTL = 3600
+INSTANCE = "this-instance"
 
 
 def record(connection_id: str, expires_at: int) -> Connection:
@@ -61,7 +62,9 @@ def registry() -> FakeRegistry:
 
 @pytest.fixture
 def keeper(registry, clock) -> TtlKeeper:
-    return TtlKeeper(registry=registry, ttl_seconds=TTL, refresh_seconds=300, clock=clock)
+    return TtlKeeper(
+        registry=registry, ttl_seconds=TTL, refresh_seconds=300, instance=INSTANCE, clock=clock
+    )
 
 
 def run(coroutine_function):
@@ -140,7 +143,12 @@ def test_sweep_refreshes_only_due_connections(keeper, registry, clock):
 
 def test_sweep_refreshes_in_chunks_of_the_concurrency(registry, clock):
     keeper = TtlKeeper(
-        registry=registry, ttl_seconds=TTL, refresh_seconds=300, clock=clock, concurrency=3
+        registry=registry,
+        ttl_seconds=TTL,
+        refresh_seconds=300,
+        instance=INSTANCE,
+        clock=clock,
+        concurrency=3,
     )
 
     async def scenario():
@@ -157,7 +165,12 @@ def test_sweep_refreshes_in_chunks_of_the_concurrency(registry, clock):
 def one_at_a_time(registry, clock) -> TtlKeeper:
     """A keeper whose sweeps refresh one connection per chunk."""
     return TtlKeeper(
-        registry=registry, ttl_seconds=TTL, refresh_seconds=300, clock=clock, concurrency=1
+        registry=registry,
+        ttl_seconds=TTL,
+        refresh_seconds=300,
+        instance=INSTANCE,
+        clock=clock,
+        concurrency=1,
     )
 
 
@@ -282,6 +295,7 @@ def test_an_hour_of_pings_every_25_seconds_costs_at_most_two_writes(registry, cl
         registry=registry,
         ttl_seconds=settings.CONNECTION_TTL_SECONDS,
         refresh_seconds=settings.TTL_REFRESH_SECONDS,
+        instance=INSTANCE,
         clock=clock,
     )
     left = []
@@ -306,7 +320,9 @@ def test_an_hour_of_pings_every_25_seconds_costs_at_most_two_writes(registry, cl
 
 
 def test_an_hour_without_pings_keeps_the_item_alive_through_sweeps(registry, clock):
-    keeper = TtlKeeper(registry=registry, ttl_seconds=3600, refresh_seconds=300, clock=clock)
+    keeper = TtlKeeper(
+        registry=registry, ttl_seconds=3600, refresh_seconds=300, instance=INSTANCE, clock=clock
+    )
 
     async def scenario():
         holder = held(keeper, registry, "c", NOW + 3600)

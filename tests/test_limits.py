@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.limits import MessageRate, Verdict
+from realtime.core.limits import MessageRate, Verdict
 
 
 def rate(rate=10.0, burst=5, abuse=3, now=0.0) -> MessageRate:

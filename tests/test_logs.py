@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime.logs import event
+from realtime.core.logs import event
 
 # A field is key=plain or key="JSON string": the quoted form may hold spaces, '=' and '\"'.
 FIELD = re.compile(r' ([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"]+)')

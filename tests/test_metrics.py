@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import realtime.registry
 from realtime import metrics
-from realtime.registry import ConnectionRegistry, RegistryUnavailable, make_client
+from realtime.registry import RegistryUnavailable
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 from tests.records import conn
 
 # Every label a realtime_* series may carry; none of them takes a client-chosen value.
@@ -47,7 +48,7 @@ def unused_port() -> int:
         return sock.getsockname()[1]
 
 
-def registry_at(port: int) -> ConnectionRegistry:
+def registry_at(port: int) -> DynamoDBRegistry:
     client = make_client(
         region="us-east-1",
         endpoint_url=f"http://127.0.0.1:{port}",
@@ -57,7 +58,7 @@ def registry_at(port: int) -> ConnectionRegistry:
         read_timeout=0.5,
         max_attempts=1,
     )
-    return ConnectionRegistry(client=client, table_name="tests_connections")
+    return DynamoDBRegistry(client=client, table_name="tests_connections")
 
 
 def calls(operation: str) -> tuple[str, dict]:
@@ -257,7 +258,7 @@ def test_an_endpoint_that_never_answers_counts_a_timeout():
 
 
 def test_failed_batch_deletes_count_every_attempt(monkeypatch):
-    monkeypatch.setattr("realtime.registry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("realtime.registry.dynamodb.time.sleep", lambda seconds: None)
     registry = registry_at(unused_port())
     series = Series(calls("BatchWriteItem"), errors("BatchWriteItem", "unreachable"))
 
@@ -267,7 +268,7 @@ def test_failed_batch_deletes_count_every_attempt(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def stubbed() -> ConnectionRegistry:
+def stubbed() -> DynamoDBRegistry:
     """A registry whose client is answered by a botocore Stubber (never the network)."""
     return registry_at(unused_port())
 
@@ -297,7 +298,8 @@ def test_dynamodb_error_codes_are_grouped_into_bounded_reasons(stubbed, code, re
 
 
 def test_every_operation_the_registry_calls_has_its_api_name():
-    source = Path(realtime.registry.__file__).read_text(encoding="utf-8")
+    package = Path(realtime.registry.__file__).parent
+    source = "\n".join(f.read_text(encoding="utf-8") for f in package.rglob("*.py"))
     called = set(re.findall(r'(?:_call|registry_call)\(\s*"([a-z_]+)"', source))
     assert {"put_item", "batch_write_item", "describe_table"} <= called
     assert called <= set(metrics.REGISTRY_OPERATIONS)

@@ -7,14 +7,14 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from realtime.registry import get_registry
+from realtime.server.runtime import runtime
 from tests.conftest import NOW
 from tests.records import conn, seed
 
 
 @pytest.fixture
 def registry(aws, clock):
-    registry = get_registry()
+    registry = runtime().registry
     registry.clock = clock
     registry.create_table()
     return registry

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime import close_codes, protocol
-from realtime.connection import Connection
-from realtime.protocol import (
+from realtime.core import close_codes, protocol
+from realtime.core.connection import Connection
+from realtime.core.protocol import (
     MAX_NESTING_DEPTH,
     Echo,
     InfoRequest,

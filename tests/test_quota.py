@@ -53,7 +53,7 @@ def test_an_existing_id_is_refused_without_counting(quota):
 def test_a_counter_drifted_up_is_lowered_by_a_recount(quota, clock):
     import asyncio
 
-    from realtime.keeper import TtlKeeper
+    from realtime.server.keeper import TtlKeeper
 
     # Items that DynamoDB expires are never counted down: three orphans hold the slots.
     for i in range(LIMIT):
@@ -62,7 +62,11 @@ def test_a_counter_drifted_up_is_lowered_by_a_recount(quota, clock):
     with pytest.raises(QuotaExceeded):
         quota.register(conn("fresh", expires_at=NOW + 3600))
     keeper = TtlKeeper(
-        registry=quota, ttl_seconds=3600, refresh_seconds=300, index_settle_seconds=0
+        registry=quota,
+        ttl_seconds=3600,
+        refresh_seconds=300,
+        index_settle_seconds=0,
+        instance="this-instance",
     )
     assert asyncio.run(keeper.recount_quota("acme")) is True
     assert counter(quota) == 0

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from realtime import daphne_compat
-from realtime.receive_queue import ReceiveQueue
+from realtime.server.adapters import daphne
+from realtime.server.adapters.receive_queue import ReceiveQueue
 
 
 def test_first_in_first_out():
@@ -81,7 +81,7 @@ def test_daphne_gives_websocket_applications_a_receive_queue(scope_type, queue_t
     async def scenario():
         server, protocol = StandInDaphneServer(), object()
         server.connections[protocol] = {}
-        queue = daphne_compat._create_application(server, protocol, {"type": scope_type})
+        queue = daphne._create_application(server, protocol, {"type": scope_type})
         assert type(queue) is queue_type
         queue.put_nowait({"type": f"{scope_type}.disconnect"})
         application = server.connections[protocol]["application_instance"]

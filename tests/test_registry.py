@@ -11,15 +11,15 @@ import pytest
 from botocore import exceptions as botocore_exceptions
 from botocore.exceptions import ClientError
 
-from realtime import registry as registry_module
-from realtime.connection import isoformat
+import realtime.registry.dynamodb as registry_module
+from realtime.core.connection import isoformat
 from realtime.registry import (
     InvalidCursor,
     RegistryError,
     RegistryUnavailable,
     TableReport,
-    make_client,
 )
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 from tests.conftest import EXPECTED_INDEXES, NOW
 from tests.records import TTL, conn, seed
 
@@ -76,9 +76,7 @@ def spy(dynamodb) -> Spy:
 @pytest.fixture
 def fresh(aws, mocked_client, clock):
     """A registry whose table does not exist yet, on a spied client."""
-    return registry_module.ConnectionRegistry(
-        client=Spy(mocked_client), table_name=TABLE, clock=clock
-    )
+    return DynamoDBRegistry(client=Spy(mocked_client), table_name=TABLE, clock=clock)
 
 
 def client_error(code: str, operation: str) -> ClientError:
@@ -669,7 +667,7 @@ def dead_registry(port: int, **client_options):
         read_timeout=0.5,
         **client_options,
     )
-    return registry_module.ConnectionRegistry(client=client, table_name=TABLE)
+    return DynamoDBRegistry(client=client, table_name=TABLE)
 
 
 @pytest.mark.parametrize(
@@ -696,7 +694,7 @@ def test_an_unreachable_endpoint_raises_registry_unavailable_fast(call):
     assert time.monotonic() - started < 3
     assert caught.value.reason == "unreachable"
     assert isinstance(caught.value.__cause__, botocore_exceptions.ConnectionError)
-    assert registry.endpoint_url == f"http://127.0.0.1:{port}"
+    assert registry.location == f"http://127.0.0.1:{port}"
 
 
 def test_deregister_many_on_an_unreachable_endpoint_returns_every_id(monkeypatch):
@@ -840,7 +838,7 @@ def test_registrations_a_batch_leaves_unprocessed_fail_alone(dynamodb, monkeypat
         return {"UnprocessedItems": {dynamodb.table_name: kept}}
 
     monkeypatch.setattr(dynamodb.client, "batch_write_item", leaves_b)
-    monkeypatch.setattr("realtime.registry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("realtime.registry.dynamodb.time.sleep", lambda seconds: None)
     outcomes = dynamodb.register_batch([conn("a"), conn("b"), conn("c")])
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], RegistryUnavailable)

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from realtime.timeouts import TimeoutSweeper, sweep_interval
+from realtime.server.timeouts import TimeoutSweeper, sweep_interval
 
 
 class Conn:

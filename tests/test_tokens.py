@@ -11,15 +11,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime import close_codes
-from realtime.handshake import (
+from realtime.core import close_codes
+from realtime.core.handshake import (
     MAX_QUERY_STRING_BYTES,
     ConnectionRequest,
     HandshakeError,
     parse_connection_request,
     token_from_query,
 )
-from realtime.tokens import (
+from realtime.core.tokens import (
     DEFAULT_TTL_SECONDS,
     MAX_TOKEN_LENGTH,
     TOKEN_ERROR_CODES,

@@ -13,7 +13,7 @@ from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from realtime.uvicorn_protocol import PAUSE_AT, WebSocketProtocol
+from realtime.server.adapters.uvicorn import PAUSE_AT, WebSocketProtocol
 
 
 class RecordingTransport:

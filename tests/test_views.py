@@ -18,12 +18,12 @@ import pytest
 from asgiref.sync import ThreadSensitiveContext
 from django.test import AsyncClient, Client
 
-import realtime.registry
-from realtime import views
-from realtime.connection import Connection, isoformat
-from realtime.handshake import ConnectionRequest
-from realtime.instance import instance_id
-from realtime.registry import ConnectionRegistry
+from realtime.core.connection import Connection, isoformat
+from realtime.core.handshake import ConnectionRequest
+from realtime.operate.admin import views
+from realtime.registry.dynamodb import DynamoDBRegistry
+from realtime.server.runtime import runtime
+from tests.conftest import use_registry
 from tests.test_delivery import open_client
 
 LIST = "/admin/realtime/connections/"
@@ -40,12 +40,12 @@ def detail(connection_id: str) -> str:
 
 
 @pytest.fixture
-def registry(aws, mocked_client, settings, monkeypatch) -> ConnectionRegistry:
+def registry(aws, mocked_client, settings, monkeypatch) -> DynamoDBRegistry:
     """The process-wide registry (what views and consumers get), on the session's client."""
     settings.DELIVERY_TIMEOUT_SECONDS = 0.3
-    registry = ConnectionRegistry(client=mocked_client, table_name=settings.DYNAMODB_TABLE_NAME)
+    registry = DynamoDBRegistry(client=mocked_client, table_name=settings.DYNAMODB_TABLE_NAME)
     registry.create_table()
-    monkeypatch.setattr(realtime.registry, "_default", registry)
+    use_registry(registry)
     return registry
 
 
@@ -82,7 +82,7 @@ def register(
         ConnectionRequest(tenant, deployment, kind),
         now=time.time(),
         ttl_seconds=3600,
-        instance_id=holder or instance_id(),
+        instance_id=holder or runtime().instance_id,
         channel_name="specific.test!nobody",
         client_addr="127.0.0.1:5000",
     )
@@ -258,7 +258,7 @@ def test_detail_shows_every_field_of_the_record(registry, operator):
         ("connection_type", "client"),
         ("connected_at", record.connected_at),
         ("expires_at", record.expires_at),
-        ("instance_id", instance_id()),
+        ("instance_id", runtime().instance_id),
         ("channel_name", "specific.test!nobody"),
         ("client_addr", "127.0.0.1:5000"),
     ]
@@ -331,7 +331,7 @@ UNAVAILABLE = (
     ],
 )
 def test_registry_failures_are_messages_not_500s(registry, operator, settings, url, operations):
-    settings.DYNAMODB_TABLE_NAME = "no_such_table"  # get_registry() starts afresh on it
+    settings.DYNAMODB_TABLE_NAME = "no_such_table"  # runtime().registry starts afresh on it
     response = operator.get(url)
     assert response.status_code == 503
     assert messages_of(response) == [UNAVAILABLE.format(operation) for operation in operations]

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from realtime.registry import ConnectionRegistry, make_client
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 from tests.processes import daphne_server, moto_server, server_env, uvicorn_server
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def table_name() -> str:
     return f"e2e_{os.getpid()}_{next(_table_numbers)}"
 
 
-def registry_at(endpoint_url: str, table_name: str) -> ConnectionRegistry:
+def registry_at(endpoint_url: str, table_name: str) -> DynamoDBRegistry:
     """A test's own view of a table, through the same HTTP endpoint the server uses."""
     client = make_client(
         region="us-east-1",
@@ -56,18 +56,18 @@ def registry_at(endpoint_url: str, table_name: str) -> ConnectionRegistry:
         access_key_id="testing",
         secret_access_key="testing",
     )
-    return ConnectionRegistry(client=client, table_name=table_name)
+    return DynamoDBRegistry(client=client, table_name=table_name)
 
 
 @pytest.fixture
-def registry(moto_url, table_name) -> ConnectionRegistry:
+def registry(moto_url, table_name) -> DynamoDBRegistry:
     return registry_at(moto_url, table_name)
 
 
 class Server:
     """A running daphne process serving the project, and how to reach it."""
 
-    def __init__(self, process, registry: ConnectionRegistry):
+    def __init__(self, process, registry: DynamoDBRegistry):
         self.process = process
         self.registry = registry
 
@@ -96,7 +96,7 @@ class Server:
         return self.process.stop()
 
 
-def item_ids(registry: ConnectionRegistry) -> set[str]:
+def item_ids(registry: DynamoDBRegistry) -> set[str]:
     """Every connection_id in the table, expired or not (a Scan: tests only)."""
     ids: set[str] = set()
     kwargs = {"TableName": registry.table_name, "ProjectionExpression": "connection_id"}
@@ -118,7 +118,7 @@ def wait_until(predicate, timeout: float = 10, interval: float = 0.05):
         time.sleep(interval)
 
 
-def _servers(make_process, moto_url: str, table_name: str, registry: ConnectionRegistry):
+def _servers(make_process, moto_url: str, table_name: str, registry: DynamoDBRegistry):
     """Yields a function that starts server processes against the test's table; stops them
     all afterwards."""
     started: list[Server] = []

@@ -53,7 +53,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from realtime.registry import make_client
+from realtime.registry.dynamodb import make_client
 from tests.processes import ROOT, daphne_server, server_env
 
 # ~70 s on an idle 2-core machine; the margin is for a machine shared with other work.

@@ -2,14 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.registry import (
-    INSTANCE_INDEX,
-    TENANT_INDEX,
-    ConnectionRegistry,
-    RegistryError,
-    RegistryUnavailable,
-    get_registry,
-)
+from realtime.registry import RegistryError, RegistryUnavailable
+from realtime.registry.dynamodb import INSTANCE_INDEX, TENANT_INDEX
+from realtime.server.runtime import runtime
 
 
 class Command(BaseCommand):
@@ -25,13 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--table", help="Table name (default: DYNAMODB_TABLE_NAME).")
 
     def handle(self, *args, wait: bool, table: str | None, **options):
-        registry = get_registry()
+        registry = runtime().registry
         if table:
-            registry = ConnectionRegistry(client=registry.client, table_name=table)
+            registry = registry.with_table(table)
         try:
             report = registry.create_table(wait=wait)
         except RegistryUnavailable as exc:
-            raise CommandError(_explain(exc, registry.endpoint_url)) from exc
+            raise CommandError(_explain(exc, registry.location)) from exc
         except RegistryError as exc:
             raise CommandError(str(exc)) from exc
 

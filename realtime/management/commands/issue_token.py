@@ -13,8 +13,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.handshake import VALUE_RULE, ConnectionRequest, is_valid_value
-from realtime.tokens import (
+from realtime.core.handshake import VALUE_RULE, ConnectionRequest, is_valid_value
+from realtime.core.tokens import (
     DEFAULT_TTL_SECONDS,
     MIN_SECRET_LENGTH,
     default_ttl_seconds,

@@ -4,8 +4,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.connection import isoformat
-from realtime.registry import RegistryError, get_registry
+from realtime.core.connection import isoformat
+from realtime.registry import RegistryError
+from realtime.server.runtime import runtime
 
 _COLUMNS = (
     "connection_id",
@@ -57,7 +58,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(rows)} connection{'s' if len(rows) != 1 else ''}")
 
     def _connections(self, tenant, instance, deployment_id, connection_type, limit):
-        registry = get_registry()
+        registry = runtime().registry
         if instance:
             source = registry.for_instance(instance)
         else:

@@ -8,7 +8,8 @@ next TTL refresh and are closed with 1013, and their clients reconnect.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.registry import RegistryError, get_registry
+from realtime.registry import RegistryError
+from realtime.server.runtime import runtime
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, instance, expired, dry_run, **options):
         if not instance and not expired:
             raise CommandError("say what to purge: --instance ID and/or --expired")
-        registry = get_registry()
+        registry = runtime().registry
         try:
             targets = {}
             for instance_id in instance:

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.registry import ConnectionRegistry, RegistryError, make_client
+from realtime.registry import RegistryError
+from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 
 _MOTO_READY = re.compile(rb"Running on (http://127\.0\.0\.1:\d+)")
 
@@ -78,7 +79,7 @@ class Command(BaseCommand):
             access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
         )
-        registry = ConnectionRegistry(client=client, table_name=settings.DYNAMODB_TABLE_NAME)
+        registry = DynamoDBRegistry(client=client, table_name=settings.DYNAMODB_TABLE_NAME)
         try:
             report = registry.create_table(wait=True)
         except RegistryError as exc:

@@ -11,12 +11,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Django must be set up before anything imports models or the consumers.
 django_asgi_app = get_asgi_application()
 
-from realtime.server.adapters import daphne as daphne_compat  # noqa: E402
+from realtime.server.adapters import daphne  # noqa: E402
 from realtime.server.adapters.lifespan import lifespan  # noqa: E402
 from realtime.server.routing import protocol_router, websocket_application  # noqa: E402
 from realtime.server.startup import prepare  # noqa: E402
 
-daphne_compat.apply()
+daphne.apply()
 prepare()
 
 application = protocol_router(

@@ -7,38 +7,9 @@ per value would grow without bound. Per-tenant numbers come from the registry
 (`/api/stats`), not from metrics.
 
 Everything lives on prometheus_client's default registry, with its default process, platform
-and GC collectors; `realtime.health.prometheus_metrics` serves it at /metrics. Each server
+and GC collectors; `realtime.operate.health.prometheus_metrics` serves it at /metrics. Each server
 process has its own registry, so each instance (each daphne process) is scraped on its own;
 no multiprocess mode is involved.
-
-Where each function is called:
-
-=============================  ==============================================================
-`connection_opened()`          consumers.py, `connect`: after the registry write succeeded,
-                               where `connection.opened` is logged.
-`connection_closed(why)`       consumers.py, `_ended`: once per opened connection, whatever
-                               path ends it (release, registration lost, drain), with the
-                               `reason` logged as `connection.closed`.
-`connection_rejected(why)`     consumers.py: where `connection.rejected` is logged, with the
-                               same `reason` (a HandshakeError's code, "registry_unavailable",
-                               the auth and limit codes, "draining").
-`message_received(kind)`       consumers.py, `receive`: once per client frame, with the
-                               `match` arm it took: "ping", "info", "echo", or "invalid" for
-                               `protocol.Rejected` (bad JSON, binary, too big, rate limited).
-`message_sent(kind)`           consumers.py: next to each `self.send(protocol.X(...))`, with
-                               X's `type`: "connected", "pong", "info", "echo", "message",
-                               "error".
-`delivery_finished(...)`       delivery.py, `connection_send` / `connection_disconnect`:
-                               action "send" or "disconnect"; outcome "delivered" when
-                               `_request` returned, else "not_found", "gone", "unavailable"
-                               for ConnectionNotFound, ConnectionGone, DeliveryUnavailable.
-`broadcast_finished(n)`        delivery.py, `connections_broadcast`: before returning
-                               `targeted`; `broadcast_failed()` when it raises
-                               DeliveryUnavailable.
-`registry_call(operation)`     registry.py, around each DynamoDB call (already done: `_call`
-                               and `deregister_many`'s BatchWriteItem).
-`exposition()`                 health.py, the /metrics view.
-=============================  ==============================================================
 """
 
 import time

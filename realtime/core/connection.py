@@ -1,12 +1,20 @@
 """Connection: one registry record, as the server and operators see it."""
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from realtime.core.handshake import ConnectionRequest
 
-__all__ = ["Connection", "is_connection_id", "isoformat"]
+__all__ = [
+    "CLIENT_FIELDS",
+    "FIELDS",
+    "OPERATOR_FIELDS",
+    "Connection",
+    "is_connection_id",
+    "isoformat",
+]
 
 
 def isoformat(epoch_seconds: float) -> str:
@@ -74,11 +82,26 @@ class Connection:
 
     def public_fields(self) -> dict:
         """The fields a client sees about its own connection (`connected`, `info`)."""
-        return {
-            "connection_id": self.connection_id,
-            "tenant": self.tenant,
-            "deployment_id": self.deployment_id,
-            "connection_type": self.connection_type,
-            "connected_at": self.connected_at,
-            "expires_at": isoformat(self.expires_at),
-        }
+        return self._view(CLIENT_FIELDS)
+
+    def operator_fields(self) -> dict:
+        """The fields operators and services see (the API's JSON, `list_connections --json`)."""
+        return self._view(OPERATOR_FIELDS)
+
+    def _view(self, names: tuple[str, ...]) -> dict:
+        view = {name: getattr(self, name) for name in names}
+        if "expires_at" in view:
+            view["expires_at"] = isoformat(self.expires_at)
+        return view
+
+
+# The one list of a record's fields, in order: the registry's item codec, the API's JSON and
+# its OpenAPI schema, and the operator command's columns derive from it (or a test holds
+# them to it).
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Connection))
+# What operators see: all but the channel-layer address, of no use outside the servers.
+OPERATOR_FIELDS = tuple(name for name in FIELDS if name != "channel_name")
+# What a client sees of its own connection: not where it is held.
+CLIENT_FIELDS = tuple(
+    name for name in OPERATOR_FIELDS if name not in ("instance_id", "client_addr")
+)

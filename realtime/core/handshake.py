@@ -5,7 +5,7 @@ Values are validated, never cleaned: a value the registry could not store exactl
 refused, so what a client asked for is what operators later query by.
 
 Two more checks of the same kind: `token_from_query` takes the client's token (verified by
-realtime/tokens.py) out of the query string, and `check_origin` applies WS_ALLOWED_ORIGINS
+tokens.py) out of the query string, and `check_origin` applies WS_ALLOWED_ORIGINS
 to the handshake's Origin header with Channels' own matching rules.
 """
 

@@ -77,7 +77,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             pass
         except asyncio.CancelledError:
             # Server shutdown: daphne cancels every application, then waits for all of them
-            # (see daphne_compat), so the release below completes before the process exits.
+            # (see adapters/daphne.py), so the release below completes before the process exits.
             reason = "server_shutdown"
             if self.record is not None:
                 await self._close_quietly(close_codes.GOING_AWAY)
@@ -255,7 +255,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         await self._release("client_closed", close_code=code)
 
-    # --- requests from operators and services, through the inbox (delivery.py) -------------
+    # --- requests from operators and services, through the inbox (operate/delivery.py)-------------
 
     async def handle_request(self, message: dict) -> bool:
         """Carry out a delivery request; False if this connection is already ending."""

@@ -1,6 +1,7 @@
 """Forms of the operator pages: every input checked by the rules the server already has.
 
-The pages accept what the management API accepts (api_input.py), from the same helpers:
+The pages accept what the management API accepts (operate/api/parse.py), from the same
+helpers:
 - tenant, deployment_id and connection_type follow the handshake's value rule
   (`handshake.is_valid_value`);
 - connection ids are canonical uuid4 strings (`connection.is_connection_id`): anything else

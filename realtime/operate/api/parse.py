@@ -1,6 +1,6 @@
 """Management API input: query strings and JSON bodies in, validated values or ApiError out.
 
-Pure code, no I/O: api.py hands over what the request brought (query parameters as lists,
+Pure code, no I/O: views.py hands over what the request brought (query parameters as lists,
 content type, body bytes) and gets plain values back, or an ApiError that says which status,
 machine code and reason to answer with. The rules are the rest of the server's rules:
 tenant, deployment_id and connection_type follow the handshake's value rule
@@ -36,7 +36,7 @@ __all__ = [
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-# Instance ids are "host-pid-random" (realtime/instance.py); host names are visible ASCII.
+# Instance ids are "host-pid-random" (realtime/server/runtime.py); host names are visible ASCII.
 _INSTANCE_ID = re.compile(r"[\x21-\x7e]{1,256}")
 _LIMIT = re.compile(r"[0-9]{1,4}")
 _MAX_CURSOR_LENGTH = 4096

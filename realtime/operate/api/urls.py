@@ -1,4 +1,4 @@
-"""URLs of the management API, under /api/ (described in realtime/openapi.json)."""
+"""URLs of the management API, under /api/ (described in openapi.json)."""
 
 from django.urls import path, re_path
 

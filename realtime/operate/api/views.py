@@ -4,7 +4,7 @@ and the issuing of client tokens (tokens.py).
 Each view authenticates (api_auth), validates its input (api_input), calls one registry
 selector, delivery service or token function, and renders JSON. Every answer is JSON; every
 error is `{"code": <stable machine code>, "detail": <for people>}`. The routes, statuses and bodies
-are described in realtime/openapi.json, which tests check every response against.
+are described in openapi.json, which tests check every response against.
 
 """
 
@@ -67,18 +67,8 @@ Handler = Callable[..., Awaitable[dict]]
 
 
 def connection_json(record: Connection) -> dict:
-    """A connection as the API shows it. `channel_name` stays internal: it is an address on
-    the channel layer, of no use outside the servers."""
-    return {
-        "connection_id": record.connection_id,
-        "tenant": record.tenant,
-        "deployment_id": record.deployment_id,
-        "connection_type": record.connection_type,
-        "connected_at": record.connected_at,
-        "expires_at": isoformat(record.expires_at),
-        "instance_id": record.instance_id,
-        "client_addr": record.client_addr,
-    }
+    """A connection as the API shows it (Connection.operator_fields)."""
+    return record.operator_fields()
 
 
 def _response(status: int, payload: dict, headers: dict | None = None) -> JsonResponse:
@@ -307,7 +297,7 @@ async def _openapi_document(request: HttpRequest, principal: None) -> dict:
     return _openapi()
 
 
-# --- views (routed in api_urls.py) --------------------------------------------------------
+# --- views (routed in urls.py) --------------------------------------------------------
 
 connections = _endpoint(get=_list_connections)
 connection = _endpoint(get=_get_connection, delete=_disconnect)

@@ -11,7 +11,7 @@ depends on, and a smaller queue per WebSocket connection.
    reads `details["application_instance"]` for every entry, and the HTTP protocol of a
    connection upgraded to a WebSocket in the last second has no such key: the KeyError aborts
    the whole shutdown hook, no consumer is cancelled, and every open connection would be left
-   registered. The replacement skips those entries, and drains first (realtime/drain.py):
+   registered. The replacement skips those entries, and drains first (realtime/server/shutdown.py):
    clients are closed with 1001 and deregistered in batches within DRAIN_SECONDS.
 
 3. Memory. daphne hands each application its events through an `asyncio.Queue`, about 3 KiB
@@ -54,7 +54,7 @@ async def _shut_down(server) -> None:
     # Drain first: every client is closed with 1001 and deregistered in batches. Then the
     # applications are cancelled, as daphne does, and waited for: a registration still
     # under way is deleted once its write finishes.
-    from realtime.server.drain import drain
+    from realtime.server.shutdown import drain
 
     await drain()
     running = [

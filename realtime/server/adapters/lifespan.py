@@ -1,4 +1,4 @@
-"""ASGI lifespan, for servers that speak it (uvicorn; daphne does not, see daphne_compat).
+"""ASGI lifespan, for servers that speak it (uvicorn; daphne does not, see daphne.py).
 
 On SIGTERM uvicorn would stop listening and close every WebSocket with 1012 ("service
 restart") before the application hears of it. The contract is the drain's: clients closed
@@ -10,8 +10,8 @@ import asyncio
 import signal
 import threading
 
-from realtime.server.drain import drain
 from realtime.server.runtime import runtime
+from realtime.server.shutdown import drain
 
 __all__ = ["lifespan"]
 

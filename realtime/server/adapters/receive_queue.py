@@ -3,7 +3,7 @@
 daphne and uvicorn hand each connection's events to the application through an
 `asyncio.Queue`: three deques and an `Event` (a fourth), about 3 KiB per connection whether
 anything waits or not. One reader, and rarely more than one message waiting, need a list and
-a future. Used by realtime/uvicorn_protocol.py and realtime/daphne_compat.py.
+a future. Used by uvicorn.py and daphne.py beside it.
 """
 
 import asyncio

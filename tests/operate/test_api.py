@@ -22,7 +22,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 import realtime.operate.api.auth
 from realtime.core import close_codes, handshake
-from realtime.core.connection import Connection, isoformat
+from realtime.core.connection import OPERATOR_FIELDS, Connection, isoformat
 from realtime.core.handshake import ConnectionRequest
 from realtime.operate.api.auth import match_token
 from realtime.registry import RegistryUnavailable
@@ -173,6 +173,12 @@ def test_openapi_document_is_valid_and_served_without_credentials(registry):
     response = call("GET", "/api/openapi.json", client=api(token=None))
     assert response.status_code == 200
     assert response.payload == DOCUMENT
+
+
+def test_openapi_connection_schema_is_the_records_operator_fields():
+    schema = DOCUMENT["components"]["schemas"]["Connection"]
+    assert tuple(schema["properties"]) == OPERATOR_FIELDS
+    assert tuple(schema["required"]) == OPERATOR_FIELDS
 
 
 def test_openapi_value_rule_is_the_handshakes():

@@ -123,7 +123,7 @@ def test_every_value_is_required(missing):
 
 
 def test_token_can_be_captured_from_a_shell():
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",

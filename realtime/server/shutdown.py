@@ -1,8 +1,9 @@
 """Graceful shutdown: stop taking connections, close every client with 1001, deregister.
 
-Called once by the server's shutdown hook (daphne_compat under daphne). Deregistration is
-bounded by DRAIN_SECONDS: items still registered when the bound runs out are left to TTL and
-logged, so that an orchestrator's kill timeout is never the thing that ends the process.
+Called once by the server's shutdown hook (adapters/daphne.py under daphne,
+adapters/lifespan.py under uvicorn). Deregistration is bounded by DRAIN_SECONDS: items still
+registered when the bound runs out are left to TTL and logged, so that an orchestrator's kill
+timeout is never the thing that ends the process.
 """
 
 import asyncio

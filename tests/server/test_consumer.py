@@ -269,7 +269,7 @@ def test_a_draining_server_refuses_new_connections(registry):
 
 
 def test_drain_closes_every_client_with_1001_and_deregisters_in_batches(registry):
-    from realtime.server.drain import drain
+    from realtime.server.shutdown import drain
 
     async def scenario():
         clients = [communicator() for _ in range(30)]

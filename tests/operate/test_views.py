@@ -24,7 +24,7 @@ from realtime.operate.admin import views
 from realtime.registry.dynamodb import DynamoDBRegistry
 from realtime.server.runtime import runtime
 from tests.conftest import use_registry
-from tests.test_delivery import open_client
+from tests.operate.test_delivery import open_client
 
 LIST = "/admin/realtime/connections/"
 TENANTS = "/admin/realtime/tenants/"

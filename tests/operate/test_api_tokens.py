@@ -15,7 +15,7 @@ from realtime.core.connection import isoformat
 from realtime.core.handshake import VALUE_RULE, ConnectionRequest, HandshakeError
 from realtime.core.tokens import verify_token
 from tests.api_contract import DOCUMENT, schema_errors
-from tests.test_api import TOKEN, CheckedClient, api, call, error, run_here, staff
+from tests.operate.test_api import TOKEN, CheckedClient, api, call, error, run_here, staff
 
 SECRET = "api-test-token-secret-0123456789abcdef"
 BODY = {"tenant": "acme", "deployment_id": "prod-1", "connection_type": "client"}

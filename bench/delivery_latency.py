@@ -16,7 +16,7 @@ import time
 
 from websockets.sync.client import connect
 
-from tests.processes import daphne_server, moto_server, server_env
+from bench.processes import daphne_server, moto_server, server_env
 
 TOKEN = "bench-token-0123456789abcdefghijklmnopqrstuv"
 

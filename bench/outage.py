@@ -15,7 +15,7 @@ import time
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.processes import daphne_server, moto_server, server_env
+from bench.processes import daphne_server, moto_server, server_env
 
 
 def open_client(port: int):

@@ -11,7 +11,7 @@ import pytest
 from botocore import exceptions as botocore_exceptions
 from botocore.exceptions import ClientError
 
-import realtime.registry.dynamodb as registry_module
+import realtime.registry.dynamodb.backend as registry_module
 from realtime.core.connection import isoformat
 from realtime.registry import (
     InvalidCursor,
@@ -838,7 +838,7 @@ def test_registrations_a_batch_leaves_unprocessed_fail_alone(dynamodb, monkeypat
         return {"UnprocessedItems": {dynamodb.table_name: kept}}
 
     monkeypatch.setattr(dynamodb.client, "batch_write_item", leaves_b)
-    monkeypatch.setattr("realtime.registry.dynamodb.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("realtime.registry.dynamodb.backend.time.sleep", lambda seconds: None)
     outcomes = dynamodb.register_batch([conn("a"), conn("b"), conn("c")])
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], RegistryUnavailable)

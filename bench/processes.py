@@ -131,9 +131,9 @@ def server_env(endpoint_url: str, table_name: str, **overrides: str) -> dict[str
 
 def moto_server(port: int = 0) -> ServerProcess:
     """moto's DynamoDB server, one request at a time like DynamoDB's atomic writes
-    (tests/serial_moto.py)."""
+    (bench/serial_moto.py)."""
     return ServerProcess(
-        [sys.executable, "-m", "tests.serial_moto", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "bench.serial_moto", "-H", "127.0.0.1", "-p", str(port)],
         env=base_env(),
         ready=_MOTO_READY,
         name="moto_server",

@@ -43,7 +43,7 @@ class Endpoint:
     @property
     def label(self) -> str:
         if self.kind == "moto":
-            return "moto server (tests.serial_moto: one request at a time)"
+            return "moto server (bench.serial_moto: one request at a time)"
         return f"fake DynamoDB endpoint, {self.latency_ms:g} ms per call"
 
     def start(self) -> "Endpoint":

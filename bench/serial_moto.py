@@ -1,4 +1,4 @@
-"""moto's server, answering one request at a time: `python -m tests.serial_moto -p PORT`.
+"""moto's server, answering one request at a time: `python -m bench.serial_moto -p PORT`.
 
 DynamoDB applies each conditional write and each transaction atomically. moto does not lock
 while it applies them, so under concurrent requests two "atomic" increments can both read the

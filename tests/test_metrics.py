@@ -258,7 +258,7 @@ def test_an_endpoint_that_never_answers_counts_a_timeout():
 
 
 def test_failed_batch_deletes_count_every_attempt(monkeypatch):
-    monkeypatch.setattr("realtime.registry.dynamodb.backend.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("realtime.registry.dynamodb.batches.time.sleep", lambda seconds: None)
     registry = registry_at(unused_port())
     series = Series(calls("BatchWriteItem"), errors("BatchWriteItem", "unreachable"))
 

@@ -11,7 +11,8 @@ import pytest
 from botocore import exceptions as botocore_exceptions
 from botocore.exceptions import ClientError
 
-import realtime.registry.dynamodb.backend as registry_module
+import realtime.registry.dynamodb.batches as batches_module
+import realtime.registry.dynamodb.table as table_module
 from realtime.core.connection import isoformat
 from realtime.registry import (
     InvalidCursor,
@@ -171,7 +172,7 @@ def test_deregister_many_deletes_more_than_25_ids_in_batches(dynamodb, spy):
 
 def test_deregister_many_retries_unprocessed_items(dynamodb, spy, monkeypatch):
     seed(dynamodb, [conn(f"c-{i:02d}") for i in range(30)])
-    monkeypatch.setattr(registry_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(batches_module.time, "sleep", lambda seconds: None)
     rounds = []
 
     def half_unprocessed_the_first_time(real, **kwargs):
@@ -193,7 +194,7 @@ def test_deregister_many_retries_unprocessed_items(dynamodb, spy, monkeypatch):
 def test_deregister_many_returns_the_ids_it_could_not_delete(dynamodb, spy, monkeypatch, failure):
     seed(dynamodb, [conn(f"c-{i:02d}") for i in range(30)])
     sleeps = []
-    monkeypatch.setattr(registry_module.time, "sleep", sleeps.append)
+    monkeypatch.setattr(batches_module.time, "sleep", sleeps.append)
 
     def keeps_failing(real, **kwargs):
         if failure == "error":
@@ -564,7 +565,7 @@ def test_create_table_waits_for_an_existing_table_that_is_not_active(fresh, monk
     fresh.create_table()
     statuses = iter(["CREATING", "CREATING"])
     sleeps = []
-    monkeypatch.setattr(registry_module.time, "sleep", sleeps.append)
+    monkeypatch.setattr(table_module.time, "sleep", sleeps.append)
 
     def creating_at_first(real, **kwargs):
         table = real(**kwargs)
@@ -588,7 +589,7 @@ def test_create_table_honours_wait_seconds_for_a_new_table(fresh, monkeypatch):
     def no_sleeping(seconds):
         raise AssertionError("waited past wait_seconds")
 
-    monkeypatch.setattr(registry_module.time, "sleep", no_sleeping)
+    monkeypatch.setattr(table_module.time, "sleep", no_sleeping)
     fresh.client.stubs["describe_table"] = lambda real, **kw: (
         never_active(real, **kw) if "create_table" in fresh.client.operations() else real(**kw)
     )
@@ -698,7 +699,7 @@ def test_an_unreachable_endpoint_raises_registry_unavailable_fast(call):
 
 
 def test_deregister_many_on_an_unreachable_endpoint_returns_every_id(monkeypatch):
-    monkeypatch.setattr(registry_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(batches_module.time, "sleep", lambda seconds: None)
     registry = dead_registry(unused_port(), max_attempts=1)
 
     assert registry.deregister_many(["c-1", "c-2"], attempts=2) == ["c-1", "c-2"]
@@ -838,7 +839,7 @@ def test_registrations_a_batch_leaves_unprocessed_fail_alone(dynamodb, monkeypat
         return {"UnprocessedItems": {dynamodb.table_name: kept}}
 
     monkeypatch.setattr(dynamodb.client, "batch_write_item", leaves_b)
-    monkeypatch.setattr("realtime.registry.dynamodb.backend.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("realtime.registry.dynamodb.batches.time.sleep", lambda seconds: None)
     outcomes = dynamodb.register_batch([conn("a"), conn("b"), conn("c")])
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], RegistryUnavailable)

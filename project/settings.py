@@ -176,6 +176,21 @@ WS_MAX_LIFETIME_SECONDS = env.int("WS_MAX_LIFETIME_SECONDS", default=0)
 # what the registry costs. Never in production: the registry is the product.
 REGISTRY_ENABLED = env.bool("REGISTRY_ENABLED", default=True)
 
+# --- The fleet ------------------------------------------------------------------
+
+# Each instance renews a lease in the registry table every INSTANCE_HEARTBEAT_SECONDS; one
+# whose renewal counter stands still for INSTANCE_LEASE_SECONDS is dead to the others (its
+# connections leave every answer, a survivor deletes its items). The lease outlasts a stall
+# of a few seconds (a GC pause, a slow Redis): a heartbeat before it began, the stall, and
+# one renewal after it must fit in one lease.
+INSTANCE_HEARTBEAT_SECONDS = env.float("INSTANCE_HEARTBEAT_SECONDS", default=3.0)
+INSTANCE_LEASE_SECONDS = env.float("INSTANCE_LEASE_SECONDS", default=15.0)
+if not 0 < INSTANCE_HEARTBEAT_SECONDS <= INSTANCE_LEASE_SECONDS / 3:
+    raise ImproperlyConfigured(
+        "INSTANCE_HEARTBEAT_SECONDS must be above 0 and at most INSTANCE_LEASE_SECONDS / 3 "
+        f"(got {INSTANCE_HEARTBEAT_SECONDS} and {INSTANCE_LEASE_SECONDS})"
+    )
+
 # --- Shutdown and observability -------------------------------------------------
 
 # On SIGTERM: stop accepting, close every client with 1001, deregister, exit within this bound.

@@ -32,6 +32,7 @@ from realtime.core.refusals import DISCONNECT_REASONS, REJECTION_CODES
 __all__ = [
     "CLOSE_REASONS",
     "DELIVERY_OUTCOMES",
+    "LEASE_FAILURE_REASONS",
     "MESSAGE_KINDS",
     "OTHER",
     "REGISTRY_ERROR_REASONS",
@@ -43,8 +44,12 @@ __all__ = [
     "connection_closed",
     "connection_opened",
     "connection_rejected",
+    "connections_reaped",
     "delivery_finished",
     "exposition",
+    "instances_live",
+    "lease_renewal_failed",
+    "lease_renewed",
     "message_received",
     "message_sent",
     "registry_call",
@@ -64,7 +69,7 @@ MESSAGE_KINDS = frozenset(
     {"ping", "info", "echo", "invalid", "connected", "pong", "message", "error"}
 )
 DELIVERY_ACTIONS = frozenset({"send", "disconnect"})
-DELIVERY_OUTCOMES = frozenset({"delivered", "not_found", "gone", "unavailable"})
+DELIVERY_OUTCOMES = frozenset({"delivered", "not_found", "gone", "not_responding", "unavailable"})
 
 # boto3 method -> DynamoDB API name, the label IAM policies and CloudWatch use.
 REGISTRY_OPERATIONS = {
@@ -161,8 +166,31 @@ _BROADCAST_TARGETS = Counter(
     "Connections targeted by broadcasts (one channel-layer message each).",
 )
 
+_INSTANCES_LIVE = Gauge(
+    "realtime_instances_live",
+    "Server instances whose lease is live, as this instance read the fleet at its last heartbeat.",
+)
+_LEASE_RENEWAL_SECONDS = Histogram(
+    "realtime_lease_renewal_seconds",
+    "Renewals of this instance's lease that succeeded, by duration.",
+    buckets=_LATENCY_BUCKETS,
+)
+_LEASE_RENEWAL_FAILURES = Counter(
+    "realtime_lease_renewal_failures_total",
+    "Renewals of this instance's lease that failed: unavailable (DynamoDB), or lost (taken "
+    "over by another instance: this one was fenced).",
+    ["reason"],
+)
+_CONNECTIONS_REAPED = Counter(
+    "realtime_connections_reaped_total",
+    "Items of dead instances deleted by this instance after it took their lease over.",
+)
+LEASE_FAILURE_REASONS = frozenset({"unavailable", "lost"})
+
 # Series that exist from the start read 0 instead of being absent: rate() and alerts on a
 # reason work before its first occurrence.
+for _reason in LEASE_FAILURE_REASONS:
+    _LEASE_RENEWAL_FAILURES.labels(reason=_reason)
 for _outcome in ("accepted", "rejected"):
     _CONNECTS.labels(outcome=_outcome)
 for _reason in (*REJECTION_REASONS, OTHER):
@@ -243,6 +271,27 @@ def broadcast_finished(targeted: int) -> None:
 def broadcast_failed() -> None:
     """A broadcast stopped because the registry or the channel layer failed."""
     _BROADCASTS.labels(outcome="unavailable").inc()
+
+
+# --- the fleet ----------------------------------------------------------------------------
+
+
+def instances_live(count: int) -> None:
+    """The fleet as read at this heartbeat: how many leases are live."""
+    _INSTANCES_LIVE.set(count)
+
+
+def lease_renewed(seconds: float) -> None:
+    _LEASE_RENEWAL_SECONDS.observe(seconds)
+
+
+def lease_renewal_failed(reason: str) -> None:
+    """ "unavailable" (DynamoDB failed) or "lost" (the lease was taken over)."""
+    _LEASE_RENEWAL_FAILURES.labels(reason=_bounded(reason, LEASE_FAILURE_REASONS)).inc()
+
+
+def connections_reaped(count: int) -> None:
+    _CONNECTIONS_REAPED.inc(count)
 
 
 # --- the registry -------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 The registry says which channel reaches a connection; the Channels channel layer carries the
 request there (channels_redis across processes and machines, in-memory within one process).
 A request to one connection waits for the holding consumer's acknowledgement, so callers learn
-whether it arrived: a connection whose item exists but whose consumer does not answer is gone
-(its server died), and its orphaned item is removed on the spot.
+whether it arrived. Silence is not death: a holder that does not acknowledge in time while its
+lease is live is slow (load, a pause, a slow Redis), and the caller gets 504 with the item
+left alone. Only a holder whose lease has lapsed (or is gone), or a live holder answering that
+it does not hold the connection, makes the connection gone (410), and its item is removed.
 
 Services raise the exceptions below; the API and the operator pages map them to HTTP statuses.
 """
@@ -32,6 +34,7 @@ __all__ = [
     "ConnectionNotFound",
     "DeliveryError",
     "DeliveryUnavailable",
+    "HolderNotResponding",
     "connection_disconnect",
     "connection_send",
     "connections_broadcast",
@@ -57,9 +60,17 @@ class ConnectionNotFound(DeliveryError):
 
 
 class ConnectionGone(DeliveryError):
-    """The connection was registered but its server did not answer: it is gone."""
+    """The connection was registered, but its server is dead (its lease lapsed or is gone) or
+    says it does not hold it: it is gone, and its item was removed."""
 
     status = 410
+
+
+class HolderNotResponding(DeliveryError):
+    """The holding server is alive (its lease is live) but did not acknowledge in time. The
+    connection may well be open and stays registered: try again."""
+
+    status = 504
 
 
 class DeliveryUnavailable(DeliveryError):
@@ -68,7 +79,11 @@ class DeliveryUnavailable(DeliveryError):
     status = 503
 
 
-_OUTCOMES = {ConnectionNotFound: "not_found", ConnectionGone: "gone"}
+_OUTCOMES = {
+    ConnectionNotFound: "not_found",
+    ConnectionGone: "gone",
+    HolderNotResponding: "not_responding",
+}
 
 
 async def connection_send(connection_id: str, data) -> Connection:
@@ -196,11 +211,7 @@ async def _request(record: Connection, message: dict) -> None:
         async with asyncio.timeout(settings.DELIVERY_TIMEOUT_SECONDS):
             answer = await layer.receive(reply_channel)
     except TimeoutError:
-        await _forget_orphan(record)
-        raise ConnectionGone(
-            f"connection {record.connection_id} did not answer within "
-            f"{settings.DELIVERY_TIMEOUT_SECONDS}s: its server is gone"
-        ) from None
+        await _judge_silence(record)
     except ChannelFull:
         raise DeliveryUnavailable(
             f"connection {record.connection_id} has too many undelivered messages"
@@ -211,6 +222,27 @@ async def _request(record: Connection, message: dict) -> None:
         # Its instance is alive and does not hold it: the item outlived its connection.
         await _forget_orphan(record)
         raise ConnectionGone(f"connection {record.connection_id} is no longer open")
+
+
+async def _judge_silence(record: Connection) -> None:
+    """The holder did not acknowledge in time: slow if its lease is live, dead otherwise.
+
+    Raises:
+        HolderNotResponding: the holder is alive; the item stays.
+        ConnectionGone: the holder is dead; the item was removed.
+        DeliveryUnavailable: the registry cannot say.
+    """
+    lease = await _registry_call(runtime().registry.alease(record.instance_id))
+    if lease is not None and lease.is_live:
+        raise HolderNotResponding(
+            f"instance {record.instance_id}, which holds connection {record.connection_id}, is "
+            f"alive but did not acknowledge within {settings.DELIVERY_TIMEOUT_SECONDS}s; "
+            "the connection stays registered: try again"
+        )
+    await _forget_orphan(record)
+    raise ConnectionGone(
+        f"connection {record.connection_id} is gone: its instance {record.instance_id} is dead"
+    )
 
 
 async def _forget_orphan(record: Connection) -> None:

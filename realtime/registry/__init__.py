@@ -6,6 +6,7 @@ Callers import the contract and its errors from here; backends.py chooses the ba
 from realtime.registry.base import ConnectionRegistry, Page, TableReport
 from realtime.registry.errors import (
     InvalidCursor,
+    LeaseLost,
     QuotaExceeded,
     RegistryError,
     RegistryUnavailable,
@@ -14,6 +15,7 @@ from realtime.registry.errors import (
 __all__ = [
     "ConnectionRegistry",
     "InvalidCursor",
+    "LeaseLost",
     "Page",
     "QuotaExceeded",
     "RegistryError",

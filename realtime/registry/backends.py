@@ -27,4 +27,5 @@ def registry_from_settings(settings) -> ConnectionRegistry:
         table_name=settings.DYNAMODB_TABLE_NAME,
         max_workers=settings.DYNAMODB_MAX_CONNECTIONS,
         tenant_limit=settings.WS_TENANT_MAX_CONNECTIONS,
+        lease_ttl_seconds=settings.CONNECTION_TTL_SECONDS,
     )

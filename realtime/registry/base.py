@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 
 from realtime.core.connection import Connection
+from realtime.core.leases import Lease
 
 __all__ = ["ConnectionRegistry", "Page", "TableReport"]
 
@@ -54,6 +55,8 @@ class ConnectionRegistry(abc.ABC):
     def __init__(self, *, table_name: str, max_workers: int = 16):
         self.table_name = table_name
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="registry")
+        # Instances whose connections reads leave out, as of the last fleet read.
+        self._written_off: frozenset[str] = frozenset()
 
     @property
     @abc.abstractmethod
@@ -151,6 +154,62 @@ class ConnectionRegistry(abc.ABC):
         """Set a tenant's counter to `to` if it was not written since `version` was read and
         counts more. Returns whether it was set."""
 
+    # --- the fleet: instance leases (docs/registry.md, "Fleet membership") ------------------
+
+    @abc.abstractmethod
+    def acquire_lease(self, lease: Lease) -> None:
+        """Write a new instance's lease (its counter at 0).
+
+        Raises:
+            RegistryError: a lease with this instance id exists.
+            RegistryUnavailable: the store failed.
+        """
+
+    @abc.abstractmethod
+    def renew_lease(self, instance_id: str, *, connections: int, renewed_at: float) -> int:
+        """Bump the instance's own live lease; returns its new counter.
+
+        Raises:
+            LeaseLost: the lease was taken over, or is gone: the instance is fenced.
+            RegistryUnavailable: the store failed.
+        """
+
+    @abc.abstractmethod
+    def leases(self) -> list[Lease]:
+        """Every instance's lease, oldest instance first. Also what reads go by: connections
+        of instances whose lease is being reaped are left out of every read from then on."""
+
+    @abc.abstractmethod
+    def lease(self, instance_id: str) -> Lease | None:
+        """One instance's lease, read consistently; None when it has none."""
+
+    @abc.abstractmethod
+    def take_over_lease(self, lease: Lease, *, reaper: str) -> int | None:
+        """Claim a lapsed lease for reaping if its counter is still `lease.renewals`.
+        Returns the new counter, or None when someone else moved it first."""
+
+    @abc.abstractmethod
+    def bump_reaping(self, instance_id: str, *, reaper: str) -> int | None:
+        """The reaper's sign of life on the lease it reaps; None when the claim was lost."""
+
+    @abc.abstractmethod
+    def release_lease(self, instance_id: str, *, reaper: str | None = None) -> bool:
+        """Delete the instance's own live lease (`reaper` None), or the lease `reaper` finished
+        reaping. Returns whether it was deleted."""
+
+    def written_off(self) -> frozenset[str]:
+        """Instances whose connections reads leave out: those whose lease is being reaped.
+
+        As of the last fleet read (`leases`), without I/O: a server's heartbeat reads the
+        fleet every few seconds, and a command reads it once before it lists anything.
+        """
+        return self._written_off
+
+    def _saw_fleet(self, leases: list[Lease]) -> list[Lease]:
+        """Backends call this with every fleet they read; returns it."""
+        self._written_off = frozenset(lease.instance_id for lease in leases if not lease.is_live)
+        return leases
+
     # --- the table -------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -220,3 +279,26 @@ class ConnectionRegistry(abc.ABC):
 
     async def adescribe_table(self) -> dict | None:
         return await self._async(self.describe_table)()
+
+    async def aacquire_lease(self, lease: Lease) -> None:
+        await self._async(self.acquire_lease)(lease)
+
+    async def arenew_lease(self, instance_id: str, *, connections: int, renewed_at: float) -> int:
+        return await self._async(self.renew_lease)(
+            instance_id, connections=connections, renewed_at=renewed_at
+        )
+
+    async def aleases(self) -> list[Lease]:
+        return await self._async(self.leases)()
+
+    async def alease(self, instance_id: str) -> Lease | None:
+        return await self._async(self.lease)(instance_id)
+
+    async def atake_over_lease(self, lease: Lease, *, reaper: str) -> int | None:
+        return await self._async(self.take_over_lease)(lease, reaper=reaper)
+
+    async def abump_reaping(self, instance_id: str, *, reaper: str) -> int | None:
+        return await self._async(self.bump_reaping)(instance_id, reaper=reaper)
+
+    async def arelease_lease(self, instance_id: str, *, reaper: str | None = None) -> bool:
+        return await self._async(self.release_lease)(instance_id, reaper=reaper)

@@ -7,6 +7,7 @@ nowhere, so every write succeeds at once and every read finds nothing. Never in 
 from collections.abc import Iterable, Iterator, Mapping
 
 from realtime.core.connection import Connection
+from realtime.core.leases import Lease
 from realtime.registry.base import ConnectionRegistry, Page, TableReport
 from realtime.registry.errors import RegistryError
 
@@ -77,6 +78,29 @@ class DisabledRegistry(ConnectionRegistry):
         return (0, 0)
 
     def lower_quota(self, tenant: str, *, to: int, version: int) -> bool:
+        return False
+
+    # --- the fleet: nothing is recorded, so nobody is ever written off -------------------
+
+    def acquire_lease(self, lease: Lease) -> None:
+        return None
+
+    def renew_lease(self, instance_id: str, *, connections: int, renewed_at: float) -> int:
+        return 1
+
+    def leases(self) -> list[Lease]:
+        return self._saw_fleet([])
+
+    def lease(self, instance_id: str) -> Lease | None:
+        return None
+
+    def take_over_lease(self, lease: Lease, *, reaper: str) -> int | None:
+        return None
+
+    def bump_reaping(self, instance_id: str, *, reaper: str) -> int | None:
+        return None
+
+    def release_lease(self, instance_id: str, *, reaper: str | None = None) -> bool:
         return False
 
     # --- the table: there is none ---------------------------------------------------------

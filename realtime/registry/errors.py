@@ -1,6 +1,6 @@
 """What a registry call can fail with; callers tell an outage from an answer by these."""
 
-__all__ = ["InvalidCursor", "QuotaExceeded", "RegistryError", "RegistryUnavailable"]
+__all__ = ["InvalidCursor", "LeaseLost", "QuotaExceeded", "RegistryError", "RegistryUnavailable"]
 
 
 class RegistryError(Exception):
@@ -26,3 +26,7 @@ class QuotaExceeded(RegistryError):
 
 class InvalidCursor(RegistryError):
     """A pagination cursor that this registry did not issue for this query."""
+
+
+class LeaseLost(RegistryError):
+    """This instance's lease was taken over (or is gone): the fleet wrote its connections off."""

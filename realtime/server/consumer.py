@@ -116,12 +116,22 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             await self._reject(exc)
             return
 
+        rt = runtime()
+        rt.start()
+        if not rt.membership.held:
+            # Nothing is registered under an instance id before that instance holds a lease:
+            # otherwise, if it died, no survivor would know to reap the item.
+            try:
+                await rt.membership.join()
+            except RegistryError as exc:
+                await self._reject(HandshakeError("registry_unavailable"), error=exc)
+                return
         record = Connection.open(
             request,
             now=time.time(),
             ttl_seconds=settings.CONNECTION_TTL_SECONDS,
-            instance_id=runtime().instance_id,
-            channel_name=await runtime().inbox.address(),
+            instance_id=rt.instance_id,
+            channel_name=await rt.inbox.address(),
             client_addr=_client_addr(self.scope),
         )
         # Set and claimed before the write, and the write shielded: if we are cancelled
@@ -147,6 +157,12 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             # The failed put may still land: delete it now, and reconcile later in case it
             # lands after the delete.
             keeper.mark_dirty()
+            await self._release("registration_failed")
+            return
+        if record.instance_id != rt.instance_id:
+            # This instance was fenced while the write was under way: the fencing closes the
+            # sockets it holds, and this one is not held yet.
+            await self._reject(HandshakeError("registry_unavailable"), error="instance fenced")
             await self._release("registration_failed")
             return
 
@@ -194,7 +210,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             )
         return request
 
-    async def _reject(self, exc: HandshakeError, *, error: Exception | None = None) -> None:
+    async def _reject(self, exc: HandshakeError, *, error: Exception | str | None = None) -> None:
         fields = {"reason": exc.code, "client": _client_addr(self.scope)}
         if error is not None:
             fields["error"] = error
@@ -282,15 +298,25 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
 
     async def expire(self, reason: str) -> None:
         """Called by the timeout sweeper: idle too long, or open too long."""
-        if self.record is None or self._closing:
-            return
-        code = refusal(reason).close_code
         detail = {
             "idle_timeout": f"no message for {settings.WS_IDLE_TIMEOUT_SECONDS} seconds",
             "max_lifetime": f"open for {settings.WS_MAX_LIFETIME_SECONDS} seconds; reconnect",
         }[reason]
-        await self._refuse(reason, detail, code)
-        await self._release(reason, close_code=code)
+        await self._end(reason, detail)
+
+    async def fenced(self) -> None:
+        """Called when this instance's lease was taken over: the fleet has written this
+        connection off (its item was reaped), so the socket goes too, and whatever is left
+        of its item with it."""
+        await self._end("registration_lost")
+
+    async def _end(self, code: str, detail: str | None = None) -> None:
+        """Refuse with `code` (refusals.py), close, and deregister."""
+        if self.record is None or self._closing:
+            return
+        entry = refusal(code)
+        await self._refuse(code, detail or entry.detail, entry.close_code)
+        await self._release(entry.disconnect_reason, close_code=entry.close_code)
 
     async def shut_down(self) -> Connection | None:
         """Close with 1001 and hand the record to the shutdown drain, which deregisters

@@ -5,6 +5,7 @@ One place builds it (`runtime()`, on first use, from settings) and one place res
 that no module keeps a process-wide object of its own with its own reset rule.
 """
 
+import asyncio
 import os
 import secrets
 import socket
@@ -13,8 +14,10 @@ import threading
 from django.conf import settings
 from django.core.signals import setting_changed
 
+import realtime
 from realtime.registry import ConnectionRegistry
 from realtime.registry.backends import registry_from_settings
+from realtime.server.fleet import Membership
 from realtime.server.inbox import Inbox
 from realtime.server.keeper import TtlKeeper
 from realtime.server.timeouts import TimeoutSweeper
@@ -31,6 +34,8 @@ _BUILT_FROM = frozenset(
         "TTL_REFRESH_SECONDS",
         "WS_IDLE_TIMEOUT_SECONDS",
         "WS_MAX_LIFETIME_SECONDS",
+        "INSTANCE_HEARTBEAT_SECONDS",
+        "INSTANCE_LEASE_SECONDS",
     }
 )
 
@@ -43,7 +48,8 @@ def new_instance_id() -> str:
 
 
 class Runtime:
-    """This process's instance id, registry, keeper, timeout sweeper, inbox and draining flag.
+    """This process's registry, fleet membership (its instance id and lease), keeper, timeout
+    sweeper, inbox and draining flag.
 
     Args:
         registry: the connection registry (a backend of realtime.registry).
@@ -51,13 +57,22 @@ class Runtime:
     """
 
     def __init__(self, *, registry: ConnectionRegistry, instance_id: str | None = None):
-        self.instance_id = instance_id or new_instance_id()
+        instance_id = instance_id or new_instance_id()
         self.registry = registry
         self.keeper = TtlKeeper(
             registry=registry,
             ttl_seconds=settings.CONNECTION_TTL_SECONDS,
             refresh_seconds=settings.TTL_REFRESH_SECONDS,
-            instance=self.instance_id,
+            instance=instance_id,
+        )
+        self.membership = Membership(
+            registry=registry,
+            instance_id=instance_id,
+            held_count=self.keeper.__len__,
+            heartbeat_seconds=settings.INSTANCE_HEARTBEAT_SECONDS,
+            lease_seconds=settings.INSTANCE_LEASE_SECONDS,
+            version=realtime.__version__,
+            on_fenced=self._fenced,
         )
         self.sweeper = TimeoutSweeper(
             connections=self.keeper.holders,
@@ -73,6 +88,23 @@ class Runtime:
     @classmethod
     def from_settings(cls) -> "Runtime":
         return cls(registry=registry_from_settings(settings))
+
+    @property
+    def instance_id(self) -> str:
+        """This process's id in the registry (a new one after it was fenced)."""
+        return self.membership.instance_id
+
+    def start(self) -> None:
+        """Start the background work that runs whether or not connections are open (the
+        fleet heartbeat), in the running event loop. Idempotent."""
+        self.membership.ensure_running()
+
+    async def _fenced(self, old: str, new: str) -> None:
+        # Every socket held under the old id is closed (1013) and its item deleted if any is
+        # left; connections from now on are registered under the new id, once it has a lease.
+        self.keeper.instance = new
+        holders = self.keeper.holders()
+        await asyncio.gather(*(holder.fenced() for holder in holders), return_exceptions=True)
 
     def start_draining(self) -> None:
         """Mark this process as draining, for good (a draining process exits). Idempotent."""

@@ -35,3 +35,6 @@ async def drain() -> None:
         failed = list(tenants)
         logger.warning(event("server.drain_deregister_failed", error=exc))
     logger.info(event("server.drained", closed=len(records), left_to_ttl=len(failed)))
+    # With every item gone the lease goes too; otherwise it lapses, and a survivor reaps
+    # what is left within a lease, rather than TTL within an hour.
+    await runtime().membership.leave(clean=not failed)

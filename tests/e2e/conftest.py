@@ -11,6 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from realtime.core.leases import LEASE_KEY_PREFIX
 from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 from tests.processes import daphne_server, moto_server, server_env, uvicorn_server
 
@@ -97,14 +98,15 @@ class Server:
 
 
 def item_ids(registry: DynamoDBRegistry) -> set[str]:
-    """Every connection_id in the table, expired or not (a Scan: tests only)."""
+    """Every connection item's id in the table, expired or not, leases left out (a Scan:
+    tests only)."""
     ids: set[str] = set()
     kwargs = {"TableName": registry.table_name, "ProjectionExpression": "connection_id"}
     while True:
         response = registry.client.scan(**kwargs)
         ids.update(item["connection_id"]["S"] for item in response["Items"])
         if "LastEvaluatedKey" not in response:
-            return ids
+            return {cid for cid in ids if not cid.startswith(LEASE_KEY_PREFIX)}
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 

@@ -53,6 +53,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from realtime.core.leases import LEASE_KEY_PREFIX
 from realtime.registry.dynamodb import make_client
 from tests.processes import ROOT, daphne_server, server_env
 
@@ -268,7 +269,8 @@ class Churn:
             response = self.client.scan(**kwargs)
             for item in response["Items"]:
                 connection_id = item["connection_id"]["S"]
-                if not connection_id.startswith("quota#"):  # quota counters (off here)
+                # Not quota counters (off here) nor the instances' leases.
+                if not connection_id.startswith(("quota#", LEASE_KEY_PREFIX)):
                     items[connection_id] = int(item.get("ttl", {}).get("N", "0"))
             if "LastEvaluatedKey" not in response:
                 return items

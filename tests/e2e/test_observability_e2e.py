@@ -70,7 +70,8 @@ def test_health_readiness_and_metrics_over_http(start_server, redis_url):
     assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert headers["Cache-Control"] == "no-store"
     calls = registry_calls(raw.decode())
-    assert calls["PutItem"] == 1  # the client's registration
+    assert calls["PutItem"] == 2  # the instance's lease, then the client's registration
+    assert calls["Query"] >= 1  # the fleet, read at every heartbeat
     assert calls["DescribeTable"] >= 1  # table setup at start, and /readyz
     assert connection_id not in raw.decode()
     assert METRICS_TOKEN not in server.process.output

@@ -9,6 +9,7 @@ import redis
 from websockets.exceptions import ConnectionClosed
 
 from tests.api_contract import TOKEN, Api
+from tests.e2e.conftest import wait_until
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -38,8 +39,13 @@ def test_idle_clients_stay_connected_across_blocking_reads(start_server, redis_u
 def test_api_call_on_one_instance_reaches_a_client_of_another(start_server, redis_url):
     """Two daphne processes share moto and Redis: sends, broadcasts and disconnects made
     through one instance's API reach clients held by the other."""
-    holder = start_server(REDIS_URL=redis_url, API_TOKENS=TOKEN)
-    other = start_server(REDIS_URL=redis_url, API_TOKENS=TOKEN)
+    fleet = {
+        "INSTANCE_HEARTBEAT_SECONDS": "0.5",
+        "INSTANCE_LEASE_SECONDS": "4",
+        "DELIVERY_TIMEOUT_SECONDS": "1",
+    }
+    holder = start_server(REDIS_URL=redis_url, API_TOKENS=TOKEN, **fleet)
+    other = start_server(REDIS_URL=redis_url, API_TOKENS=TOKEN, **fleet)
     api = Api(other.port)
     ws, connection_id = holder.open_client()
     second, second_id = holder.open_client()
@@ -60,8 +66,13 @@ def test_api_call_on_one_instance_reaches_a_client_of_another(start_server, redi
     assert closed.value.rcvd.code == 4321
     assert holder.registry.get(connection_id) is None  # removed before the API answered
 
-    # The holder dies without cleaning up: the other instance finds the orphan gone.
+    # The holder dies without cleaning up. Silence alone is not death: while its lease is
+    # live a send answers 504 and the item stays...
     holder.process.kill()
     status, _, body = api("POST", f"/api/connections/{second_id}/messages", {"data": 1})
-    assert (status, body["code"]) == (410, "connection_gone")
-    assert holder.registry.get(second_id) is None
+    assert (status, body["code"]) == (504, "holder_not_responding")
+    assert holder.registry.get(second_id) is not None
+    # ...until the other instance finds its lease lapsed: then the connection is gone.
+    assert wait_until(lambda: holder.registry.get(second_id) is None, timeout=15)
+    status, _, body = api("POST", f"/api/connections/{second_id}/messages", {"data": 1})
+    assert (status, body["code"]) == (404, "connection_not_found")

@@ -125,6 +125,6 @@ def test_purge_needs_a_target(registry):
 
 def test_purge_reports_items_it_could_not_delete(registry, monkeypatch):
     seed(registry, [conn("old", expires_at=NOW - 5)])
-    monkeypatch.setattr(registry, "deregister_many", lambda ids: list(ids))
+    monkeypatch.setattr(registry, "deregister_many", lambda ids, **kwargs: list(ids))
     with pytest.raises(CommandError, match="1 items could not be deleted"):
         run("purge_connections", "--expired")

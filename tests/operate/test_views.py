@@ -150,7 +150,11 @@ def test_the_admin_index_and_sidebar_lead_to_the_pages(registry, operator):
 
     app = operator.get(APP)
     assert app.status_code == 200
-    assert [m["name"] for m in app.context["app_list"][0]["models"]] == ["Connections", "Tenants"]
+    assert [m["name"] for m in app.context["app_list"][0]["models"]] == [
+        "Connections",
+        "Tenants",
+        "Instances",
+    ]
 
     sidebar = operator.get(TENANTS).content.decode()
     assert 'id="nav-sidebar"' in sidebar and f'href="{LIST}"' in sidebar

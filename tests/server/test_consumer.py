@@ -10,6 +10,7 @@ import threading
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from realtime.core.leases import LEASE_KEY_PREFIX
 from realtime.registry import RegistryUnavailable
 from realtime.server.consumer import ConnectionConsumer
 from realtime.server.runtime import runtime
@@ -33,8 +34,10 @@ def communicator(path: str = VALID) -> WebsocketCommunicator:
 
 
 def stored_ids(registry) -> set[str]:
+    """The connection items in the table (not this instance's lease)."""
     items = registry.client.scan(TableName=registry.table_name)["Items"]
-    return {item["connection_id"]["S"] for item in items}
+    ids = {item["connection_id"]["S"] for item in items}
+    return {cid for cid in ids if not cid.startswith(LEASE_KEY_PREFIX)}
 
 
 async def open_connection(client: WebsocketCommunicator) -> dict:

@@ -27,6 +27,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from realtime.core.handshake import MAX_QUERY_STRING_BYTES, PARAMETERS, is_valid_value
+from realtime.core.leases import LEASE_KEY_PREFIX
 from realtime.core.protocol import MAX_NESTING_DEPTH
 from realtime.server.consumer import ConnectionConsumer
 from realtime.server.runtime import runtime
@@ -66,8 +67,10 @@ def registry(aws):
 
 
 def stored(registry) -> dict[str, dict]:
+    """The connection items in the table (not this instance's lease)."""
     items = registry.client.scan(TableName=registry.table_name)["Items"]
-    return {item["connection_id"]["S"]: item for item in items}
+    found = {item["connection_id"]["S"]: item for item in items}
+    return {cid: item for cid, item in found.items() if not cid.startswith(LEASE_KEY_PREFIX)}
 
 
 def empty_table(registry) -> None:

@@ -5,6 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from realtime.core.connection import OPERATOR_FIELDS
+from realtime.management.tables import write_table
 from realtime.registry import RegistryError
 from realtime.server.runtime import runtime
 
@@ -43,16 +44,11 @@ class Command(BaseCommand):
                 self.stdout.write(_json_line(connection))
             return
         rows = [[_field(c, name) for name in _COLUMNS] for c in connections]
-        widths = [
-            max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(_COLUMNS)
-        ]
-        for row in [list(_COLUMNS), *rows]:
-            cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-            self.stdout.write("  ".join(cells).rstrip())
-        self.stdout.write(f"{len(rows)} connection{'s' if len(rows) != 1 else ''}")
+        write_table(self.stdout, _COLUMNS, rows, noun="connection")
 
     def _connections(self, tenant, instance, deployment_id, connection_type, limit):
         registry = runtime().registry
+        registry.leases()  # what the fleet wrote off is left out of what follows
         if instance:
             source = registry.for_instance(instance)
         else:

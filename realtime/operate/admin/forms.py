@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from realtime.core import close_codes, protocol
 from realtime.core.connection import is_connection_id
 from realtime.core.handshake import MAX_VALUE_LENGTH, VALUE_RULE, is_valid_value
+from realtime.core.leases import is_instance_id
 
 __all__ = [
     "MAX_SELECTED",
@@ -94,12 +95,25 @@ class ConnectionSearchForm(forms.Form):
     q = forms.CharField(label="Connection id", required=False, max_length=_SEARCH_MAX_LENGTH)
 
 
+def _instance_id(value: str) -> None:
+    if not is_instance_id(value):
+        raise ValidationError("Instance ids are printable ASCII without spaces.")
+
+
 class ConnectionFilterForm(forms.Form):
-    """The list's filters, in the order the tenant index narrows: tenant, deployment, type."""
+    """The list's filters, in the order the tenant index narrows: tenant, deployment, type;
+    or one server instance (the instance index)."""
 
     tenant = HandshakeValueField(label="Tenant")
     deployment_id = HandshakeValueField(label="Deployment")
     connection_type = HandshakeValueField(label="Connection type")
+    instance_id = forms.CharField(
+        label="Instance",
+        required=False,
+        max_length=256,
+        validators=[_instance_id],
+        help_text="Every connection one server instance holds (instead of a tenant).",
+    )
     cursor = forms.CharField(
         required=False, max_length=_CURSOR_MAX_LENGTH, widget=forms.HiddenInput
     )
@@ -112,6 +126,8 @@ class ConnectionFilterForm(forms.Form):
             self.add_error("connection_type", "Filter by a deployment to filter by type.")
         if cleaned.get("deployment_id") and not cleaned.get("tenant"):
             self.add_error("deployment_id", "Filter by a tenant to filter by deployment.")
+        if cleaned.get("instance_id") and cleaned.get("tenant"):
+            self.add_error("instance_id", "List by tenant or by instance, not both.")
         return cleaned
 
 

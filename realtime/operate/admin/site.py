@@ -42,12 +42,13 @@ class OperatorAdminSite(AdminSite):
                 "realtime_connection",
             ),
             page(f"{APP_LABEL}/tenants/", views.tenant_summary, "realtime_tenants"),
+            page(f"{APP_LABEL}/instances/", views.instance_list, "realtime_instances"),
         ]
         # First: the admin's own URLs end with a catch-all.
         return pages + super().get_urls()
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict]:
-        """The registered apps, plus "Realtime" (Connections, Tenants) for staff."""
+        """The registered apps, plus "Realtime" (Connections, Tenants, Instances) for staff."""
         app_list = super().get_app_list(request, app_label)
         if app_label in (None, APP_LABEL) and self.has_permission(request):
             app_list.append(self._realtime_app())
@@ -74,6 +75,7 @@ class OperatorAdminSite(AdminSite):
             "models": [
                 entry("Connections", "Connection", "realtime_connections"),
                 entry("Tenants", "Tenant", "realtime_tenants"),
+                entry("Instances", "Instance", "realtime_instances"),
             ],
         }
 

@@ -44,12 +44,12 @@ from realtime.operate.delivery import ConnectionGone, ConnectionNotFound, Delive
 from realtime.registry import InvalidCursor, RegistryError
 from realtime.server.runtime import runtime
 
-__all__ = ["PAGE_SIZE", "connection_detail", "connection_list", "tenant_summary"]
+__all__ = ["PAGE_SIZE", "connection_detail", "connection_list", "instance_list", "tenant_summary"]
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
-_FILTERS = ("tenant", "deployment_id", "connection_type")
+_FILTERS = ("tenant", "deployment_id", "connection_type", "instance_id")
 _DISCONNECT, _SEND = ConnectionActionForm.DISCONNECT, ConnectionActionForm.SEND
 
 
@@ -128,6 +128,23 @@ def connection_detail(
 
 
 @require_safe
+def instance_list(request: HttpRequest, *, admin_site: AdminSite) -> HttpResponse:
+    """The fleet's instances, as their leases say; each links to the connections it holds."""
+    try:
+        leases = runtime().registry.leases()
+    except RegistryError as exc:
+        _report_registry_error(request, exc)
+        context, status = {"instances": None}, 503
+    else:
+        rows = [
+            _Instance(lease.operator_fields(), _list_url(admin_site, instance_id=lease.instance_id))
+            for lease in leases
+        ]
+        context, status = {"instances": rows}, 200
+    return _render(request, admin_site, "instance_list.html", context, "Instances", status)
+
+
+@require_safe
 def tenant_summary(request: HttpRequest, *, admin_site: AdminSite) -> HttpResponse:
     """Live connections counted per tenant, deployment and type (the registry's one Scan)."""
     try:
@@ -168,15 +185,25 @@ def _render_list(
     }
     if not filters.is_valid():
         status = 400
-    elif filters.cleaned_data["tenant"]:
+    elif filters.cleaned_data["tenant"] or filters.cleaned_data["instance_id"]:
         chosen = {name: filters.cleaned_data[name] or None for name in _FILTERS}
         cursor = filters.cleaned_data["cursor"] or None
         context["page_url"] = _list_url(admin_site, cursor=cursor, **chosen)
-        context["filtered"] = True
+        context["filtered"] = chosen["tenant"] or chosen["instance_id"]
         if cursor:
             context["first_url"] = _list_url(admin_site, **chosen)
+        registry = runtime().registry
         try:
-            page = runtime().registry.for_tenant(**chosen, limit=PAGE_SIZE, cursor=cursor)
+            if chosen["instance_id"]:
+                page = registry.instance_page(chosen["instance_id"], limit=PAGE_SIZE, cursor=cursor)
+            else:
+                page = registry.for_tenant(
+                    chosen["tenant"],
+                    deployment_id=chosen["deployment_id"],
+                    connection_type=chosen["connection_type"],
+                    limit=PAGE_SIZE,
+                    cursor=cursor,
+                )
         except InvalidCursor:
             messages.error(request, "This page link is not valid for these filters.")
             status = 400
@@ -199,6 +226,12 @@ def _render_list(
             _report_registry_error(request, exc)
             status = 503
     return _render(request, admin_site, "connection_list.html", context, "Connections", status)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Instance:
+    fields: dict  # Lease.operator_fields()
+    connections_url: str
 
 
 # --- the tenant summary -----------------------------------------------------------

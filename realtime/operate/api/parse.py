@@ -16,6 +16,7 @@ from typing import Any
 
 from realtime.core import close_codes, protocol
 from realtime.core.handshake import VALUE_RULE, ConnectionRequest, is_valid_value
+from realtime.core.leases import is_instance_id
 from realtime.core.tokens import default_ttl_seconds
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "TokenRequest",
     "parse_broadcast",
     "parse_disconnect",
+    "parse_instances_query",
     "parse_list_query",
     "parse_message",
     "parse_stats_query",
@@ -36,8 +38,6 @@ __all__ = [
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-# Instance ids are "host-pid-random" (realtime/server/runtime.py); host names are visible ASCII.
-_INSTANCE_ID = re.compile(r"[\x21-\x7e]{1,256}")
 _LIMIT = re.compile(r"[0-9]{1,4}")
 _MAX_CURSOR_LENGTH = 4096
 
@@ -119,7 +119,7 @@ def parse_list_query(query: Query) -> ListQuery:
                 f"instance_id cannot be combined with {', '.join(scoped)}: "
                 "list by tenant or by instance",
             )
-        if not _INSTANCE_ID.fullmatch(instance_id):
+        if not is_instance_id(instance_id):
             raise ApiError(
                 400, "invalid_parameter", "instance_id must be 1..256 visible ASCII characters"
             )
@@ -141,6 +141,20 @@ def parse_stats_query(query: Query) -> str | None:
     if "tenant" not in values:
         return None
     return _scope(values, noun="parameter").tenant
+
+
+def parse_instances_query(query: Query) -> None:
+    """GET /instances takes no parameters.
+
+    Raises:
+        ApiError: 400 `unknown_parameter` for any.
+    """
+    if query:
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"this endpoint takes no query parameters; got: {', '.join(sorted(query))}",
+        )
 
 
 def _single_values(query: Query, known: set[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ urlpatterns = [
     ),
     path("broadcasts", views.broadcasts, name="api-broadcasts"),
     path("stats", views.stats, name="api-stats"),
+    path("instances", views.instances, name="api-instances"),
     path("tokens", views.tokens, name="api-tokens"),
     path("openapi.json", views.openapi_document, name="api-openapi"),
     # Last: anything else under /api/ is a JSON 404 (and no APPEND_SLASH redirect).

@@ -31,6 +31,7 @@ from realtime.operate.delivery import (
     ConnectionNotFound,
     DeliveryError,
     DeliveryUnavailable,
+    HolderNotResponding,
     connection_disconnect,
     connection_send,
     connections_broadcast,
@@ -44,6 +45,7 @@ __all__ = [
     "connection_json",
     "connection_messages",
     "connections",
+    "instances",
     "not_found",
     "openapi_document",
     "stats",
@@ -57,6 +59,7 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 _DELIVERY_CODES = {
     ConnectionNotFound: "connection_not_found",
     ConnectionGone: "connection_gone",
+    HolderNotResponding: "holder_not_responding",
     DeliveryUnavailable: "delivery_unavailable",
 }
 
@@ -248,6 +251,12 @@ async def _stats(request: HttpRequest, principal: Principal) -> dict:
     return {"total": sum(t["total"] for t in tenants.values()), "tenants": tenants}
 
 
+async def _list_instances(request: HttpRequest, principal: Principal) -> dict:
+    parse.parse_instances_query(dict(request.GET.lists()))
+    leases = await runtime().registry.aleases()  # oldest first
+    return {"instances": [lease.operator_fields() for lease in leases]}
+
+
 async def _issue_token(request: HttpRequest, principal: Principal) -> dict:
     secret = settings.WS_TOKEN_SECRET
     if not is_usable_secret(secret):
@@ -304,6 +313,7 @@ connection = _endpoint(get=_get_connection, delete=_disconnect)
 connection_messages = _endpoint(post=_send_message)
 broadcasts = _endpoint(post=_broadcast)
 stats = _endpoint(get=_stats)
+instances = _endpoint(get=_list_instances)
 tokens = _endpoint(post=_issue_token)
 openapi_document = _endpoint(public=True, get=_openapi_document)
 

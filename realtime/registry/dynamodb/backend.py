@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from realtime.core.connection import Connection
+from realtime.core.leases import Lease
 from realtime.registry.base import ConnectionRegistry, Page, TableReport
 from realtime.registry.coalescing import Coalescer
-from realtime.registry.dynamodb import batches, quota, reads, writes
+from realtime.registry.dynamodb import batches, leases, quota, reads, writes
 from realtime.registry.dynamodb import table as table_admin
 from realtime.registry.dynamodb.client import Table
 from realtime.registry.errors import RegistryError
@@ -31,6 +32,8 @@ class DynamoDBRegistry(ConnectionRegistry):
         max_workers: threads for the async twins; match the client's connection pool.
         tenant_limit: open connections allowed per tenant across every instance; 0 is no
             limit. Enforced with a counter item per tenant (see docs/registry.md).
+        lease_ttl_seconds: how long a lease item outlives its last renewal before DynamoDB
+            deletes it (the safety net for a fleet that died whole, like items' TTL).
     """
 
     def __init__(
@@ -41,11 +44,13 @@ class DynamoDBRegistry(ConnectionRegistry):
         clock: Callable[[], float] = time.time,
         max_workers: int = 16,
         tenant_limit: int = 0,
+        lease_ttl_seconds: int = 3600,
     ):
         super().__init__(table_name=table_name, max_workers=max_workers)
         self.client = client
         self.clock = clock
         self.tenant_limit = tenant_limit
+        self.lease_ttl_seconds = lease_ttl_seconds
         # Concurrent registrations and deregistrations go out as batch calls (coalescing.py).
         self._registrations = Coalescer(
             self._async(self.register_batch), max_batch=batches.BATCH_SIZE
@@ -74,6 +79,7 @@ class DynamoDBRegistry(ConnectionRegistry):
             table_name=table_name,
             clock=self.clock,
             tenant_limit=self.tenant_limit,
+            lease_ttl_seconds=self.lease_ttl_seconds,
         )
 
     # --- writes (writes.py; with a tenant limit, quota.py too) ---------------------------
@@ -139,7 +145,8 @@ class DynamoDBRegistry(ConnectionRegistry):
     # --- reads (reads.py: expired items are never returned) ------------------------------
 
     def get(self, connection_id: str) -> Connection | None:
-        return reads.get(self.table, connection_id, clock=self.clock)
+        found = reads.get(self.table, connection_id, clock=self.clock)
+        return None if found is None or found.instance_id in self.written_off() else found
 
     def for_tenant(
         self,
@@ -164,6 +171,7 @@ class DynamoDBRegistry(ConnectionRegistry):
             limit=limit,
             cursor=cursor,
             clock=self.clock,
+            written_off=self.written_off(),
         )
 
     def instance_page(
@@ -175,13 +183,21 @@ class DynamoDBRegistry(ConnectionRegistry):
             InvalidCursor: a cursor not issued for this instance.
         """
         return reads.instance_page(
-            self.table, instance_id, limit=limit, cursor=cursor, clock=self.clock
+            self.table,
+            instance_id,
+            limit=limit,
+            cursor=cursor,
+            clock=self.clock,
+            written_off=self.written_off(),
         )
 
     def for_instance(
         self, instance_id: str, *, include_expired: bool = False
     ) -> Iterator[Connection]:
-        """Every connection recorded as held by one server process."""
+        """Every connection recorded as held by one server process; with `include_expired`
+        (reaping, reconciliation, purges) also those reads leave out."""
+        if not include_expired and instance_id in self.written_off():
+            return iter(())
         return reads.for_instance(
             self.table, instance_id, include_expired=include_expired, clock=self.clock
         )
@@ -191,11 +207,45 @@ class DynamoDBRegistry(ConnectionRegistry):
 
         For one tenant a Query; for every tenant the registry's one Scan (reads.py).
         """
-        return reads.counts(self.table, tenant=tenant, clock=self.clock)
+        return reads.counts(
+            self.table, tenant=tenant, clock=self.clock, written_off=self.written_off()
+        )
 
     def expired_ids(self) -> Iterator[str]:
         """Ids of items past their TTL that DynamoDB has not deleted yet (a Scan)."""
         return reads.expired_ids(self.table, clock=self.clock)
+
+    # --- the fleet (leases.py) -----------------------------------------------------------
+
+    def _lease_expiry(self) -> int:
+        return int(self.clock()) + self.lease_ttl_seconds
+
+    def acquire_lease(self, lease: Lease) -> None:
+        leases.acquire(self.table, lease, expires_at=self._lease_expiry())
+
+    def renew_lease(self, instance_id: str, *, connections: int, renewed_at: float) -> int:
+        return leases.renew(
+            self.table,
+            instance_id,
+            connections=connections,
+            renewed_at=renewed_at,
+            expires_at=self._lease_expiry(),
+        )
+
+    def leases(self) -> list[Lease]:
+        return self._saw_fleet(leases.list_fleet(self.table))
+
+    def lease(self, instance_id: str) -> Lease | None:
+        return leases.get(self.table, instance_id)
+
+    def take_over_lease(self, lease: Lease, *, reaper: str) -> int | None:
+        return leases.take_over(self.table, lease, reaper=reaper)
+
+    def bump_reaping(self, instance_id: str, *, reaper: str) -> int | None:
+        return leases.bump_reaping(self.table, instance_id, reaper=reaper)
+
+    def release_lease(self, instance_id: str, *, reaper: str | None = None) -> bool:
+        return leases.release(self.table, instance_id, reaper=reaper)
 
     # --- the table (table.py) ----------------------------------------------------------
 

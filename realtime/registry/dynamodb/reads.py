@@ -42,6 +42,7 @@ def for_tenant(
     limit: int,
     cursor: str | None,
     clock: Clock,
+    written_off: frozenset[str],
 ) -> Page:
     """Live connections of a tenant, narrowed by deployment and then type, in pages.
 
@@ -63,11 +64,26 @@ def for_tenant(
         condition += f" AND begins_with({SCOPE_KEY}, :prefix)"
         values[":prefix"] = {"S": prefix}
     start = decode_cursor(cursor, TENANT_INDEX, ("tenant", tenant), prefix) if cursor else None
-    return _live_page(table, TENANT_INDEX, condition, values, limit=limit, start=start, clock=clock)
+    return _live_page(
+        table,
+        TENANT_INDEX,
+        condition,
+        values,
+        limit=limit,
+        start=start,
+        clock=clock,
+        written_off=written_off,
+    )
 
 
 def instance_page(
-    table: Table, instance_id: str, *, limit: int, cursor: str | None, clock: Clock
+    table: Table,
+    instance_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    clock: Clock,
+    written_off: frozenset[str],
 ) -> Page:
     """Live connections held by one server process, in pages (connection id order).
 
@@ -85,6 +101,7 @@ def instance_page(
         limit=limit,
         start=start,
         clock=clock,
+        written_off=written_off,
     )
 
 
@@ -113,17 +130,18 @@ def for_instance(
 
 
 def counts(
-    table: Table, *, tenant: str | None, clock: Clock
+    table: Table, *, tenant: str | None, clock: Clock, written_off: frozenset[str]
 ) -> dict[str, dict[str, dict[str, int]]]:
     """Live connections counted as {tenant: {deployment_id: {connection_type: n}}}.
 
     For one tenant this is a Query of its index partition. For every tenant it is the
     registry's one Scan (DynamoDB cannot list an index's partition keys): it reads the
     whole table, projected to four attributes, so keep it to operator overviews.
+    Connections of `written_off` instances are not counted.
     """
     now = str(math.ceil(clock()))
     kwargs = {
-        "ProjectionExpression": "tenant, deployment_id, connection_type",
+        "ProjectionExpression": "tenant, deployment_id, connection_type, instance_id",
         "FilterExpression": "#ttl >= :now",
         "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
         "ExpressionAttributeValues": {":now": {"N": now}},
@@ -137,8 +155,10 @@ def counts(
     while True:
         response = table.api_call(operation, **kwargs)
         for item in response.get("Items", []):
-            if "tenant" not in item:
-                continue  # not one of ours (the original server's items lack the fields)
+            if "deployment_id" not in item:
+                continue  # not a connection (a lease, a quota counter, the original server's)
+            if item.get("instance_id", {}).get("S") in written_off:
+                continue
             types = found.setdefault(item["tenant"]["S"], {}).setdefault(
                 item["deployment_id"]["S"], {}
             )
@@ -175,6 +195,7 @@ def _live_page(
     limit: int,
     start: dict | None,
     clock: Clock,
+    written_off: frozenset[str],
 ) -> Page:
     # ttl >= ceil(now) is exactly `not Connection.is_expired(now)` for a fractional now.
     values = {**values, ":now": {"N": str(math.ceil(clock()))}}
@@ -191,7 +212,11 @@ def _live_page(
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = table.api_call("query", **kwargs)
-        found.extend(from_item(item) for item in response.get("Items", []))
+        found.extend(
+            connection
+            for connection in map(from_item, response.get("Items", []))
+            if connection.instance_id not in written_off
+        )
         start = response.get("LastEvaluatedKey")
         # The filter runs after Limit: keep reading until the page is full or data ends.
         if not start or len(found) >= limit:

@@ -18,6 +18,9 @@ depends on, and a smaller queue per WebSocket connection.
    per connection; WebSocket connections get a ReceiveQueue instead (receive_queue.py), whose
    one reader is the consumer. HTTP requests keep daphne's queue.
 
+4. Start. daphne has no ASGI lifespan; the runtime's background work (the fleet heartbeat)
+   is started when its event loop starts.
+
 Under other ASGI servers (uvicorn) nothing is patched.
 """
 
@@ -89,9 +92,18 @@ def _create_application(self, protocol, scope):
 def apply() -> None:
     if "daphne.server" not in sys.modules:
         return
-    from daphne.server import Server
+    from daphne.server import Server, twisted_loop
     from daphne.ws_protocol import WebSocketProtocol
 
     WebSocketProtocol.serverClose = _server_close
     Server.kill_all_applications = _kill_all_applications
     Server.create_application = _create_application
+    # daphne has no lifespan: the fleet heartbeat starts with its event loop, so that an
+    # instance holds its lease (and reaps the dead) before its first connection.
+    twisted_loop.call_soon(_start_runtime)
+
+
+def _start_runtime() -> None:
+    from realtime.server.runtime import runtime
+
+    runtime().start()

@@ -23,6 +23,7 @@ async def lifespan(scope, receive, send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             _drain_first_on(signal.SIGTERM)
+            runtime().start()  # the fleet heartbeat, before the first connection
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if not runtime().is_draining():  # stopped some other way (SIGINT)

@@ -8,6 +8,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+import redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -26,6 +27,19 @@ def moto():
     server = moto_server().start()
     yield server
     server.stop()
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis that cross-process tests share (the default channel layer of a fleet)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"these tests need Redis at {REDIS_URL} (set TEST_REDIS_URL): {exc}")
+    return REDIS_URL
 
 
 @pytest.fixture

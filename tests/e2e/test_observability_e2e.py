@@ -1,30 +1,17 @@
 """/healthz, /readyz and /metrics of a real daphne on a real Redis channel layer, over HTTP."""
 
 import json
-import os
 import signal
 import urllib.error
 import urllib.request
 
-import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Server, registry_at, wait_until
 from tests.processes import daphne_server, server_env
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 METRICS_TOKEN = "e2e-metrics-token-0123456789"
 READY = {"status": "ready", "checks": {"dynamodb": "ok", "channel_layer": "ok"}}
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"these tests need Redis at {REDIS_URL} (set TEST_REDIS_URL): {exc}")
-    return REDIS_URL
 
 
 def http_get(port: int, path: str, **headers: str) -> tuple[int, dict, bytes]:

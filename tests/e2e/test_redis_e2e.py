@@ -1,26 +1,13 @@
 """The Redis channel layer with real daphne processes and a real Redis."""
 
 import json
-import os
 import time
 
 import pytest
-import redis
 from websockets.exceptions import ConnectionClosed
 
 from tests.api_contract import TOKEN, Api
 from tests.e2e.conftest import wait_until
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"these tests need Redis at {REDIS_URL} (set TEST_REDIS_URL): {exc}")
-    return REDIS_URL
 
 
 def test_idle_clients_stay_connected_across_blocking_reads(start_server, redis_url):

@@ -1,7 +1,6 @@
 """`python manage.py create_ws_table`: output, idempotency, options and one-line errors."""
 
 import io
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from django.test import override_settings
 from realtime.management.commands.create_ws_table import Command
 from tests.conftest import EXPECTED_INDEXES
 from tests.processes import ROOT, base_env, moto_server
+from tests.registry.store import unused_port
 
 TABLE = "tests_connections"  # DYNAMODB_TABLE_NAME in tests/settings.py
 CREATED = f"Created table {TABLE} (indexes by_tenant, by_instance; TTL on ttl). Status: ACTIVE\n"
@@ -60,12 +60,6 @@ ACTIVE_TABLE = {
     "indexes": {name: (schema, "ACTIVE") for name, schema in EXPECTED_INDEXES.items()},
 }
 TTL_ON = {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def create_original_table(dynamodb, *, key: str = "connection_id", ttl: bool) -> None:

@@ -1,120 +1,109 @@
-"""Per-tenant connection quota: a counter item moved in the same transaction as the item."""
+"""The quota's transactions on moto, stubbed where DynamoDB would race or fail
+(realtime/registry/dynamodb/quota.py). What a quota admits and refuses, on every backend that
+records, is in the contract suite (test_contract.py, "per-tenant quota")."""
+
+import asyncio
+import logging
 
 import pytest
+from botocore.exceptions import ClientError
 
-from realtime.registry import QuotaExceeded, RegistryError
-from tests.conftest import NOW
+import realtime.registry.dynamodb.quota as quota_module
+from realtime.registry import RegistryUnavailable
 from tests.records import conn
+from tests.registry.store import client_error, counter, raw_item
 
 LIMIT = 3
 
 
 @pytest.fixture
-def quota(dynamodb):
+def quota(dynamodb, spy):
+    """The moto registry with a limit of LIMIT per tenant, its client spied."""
     dynamodb.tenant_limit = LIMIT
     return dynamodb
 
 
-def counter(registry, tenant="acme") -> int | None:
-    item = registry.client.get_item(
-        TableName=registry.table_name, Key={"connection_id": {"S": f"quota#{tenant}"}}
-    ).get("Item")
-    return None if item is None else int(item["open_connections"]["N"])
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    """The backoffs between transaction attempts, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(quota_module.time, "sleep", slept.append)
+    return slept
 
 
-def test_registrations_stop_at_the_limit_per_tenant(quota):
-    for i in range(LIMIT):
-        quota.register(conn(f"a{i}"))
-    with pytest.raises(QuotaExceeded, match="acme has its 3 connections open"):
-        quota.register(conn("a-over"))
-    assert quota.get("a-over") is None
-    quota.register(conn("b0", tenant="beta"))  # other tenants are not affected
-    assert (counter(quota), counter(quota, "beta")) == (LIMIT, 1)
-
-
-def test_deregistration_frees_a_slot_once(quota):
-    for i in range(LIMIT):
-        quota.register(conn(f"a{i}"))
-    quota.deregister("a0")
-    quota.deregister("a0")  # already gone: not counted down twice
-    assert counter(quota) == LIMIT - 1
-    quota.register(conn("a-next"))
-    with pytest.raises(QuotaExceeded):
-        quota.register(conn("a-over"))
-
-
-def test_an_existing_id_is_refused_without_counting(quota):
-    quota.register(conn("a0"))
-    with pytest.raises(RegistryError, match="exists"):
-        quota.register(conn("a0", deployment_id="other"))  # the id, not our record
-    assert counter(quota) == 1
-
-
-def test_a_counter_drifted_up_is_lowered_by_a_recount(quota, clock):
-    import asyncio
-
-    from realtime.server.keeper import TtlKeeper
-
-    # Items that DynamoDB expires are never counted down: three orphans hold the slots.
-    for i in range(LIMIT):
-        quota.register(conn(f"orphan{i}", expires_at=NOW + 10))
-    clock.advance(60)  # now expired: not live, still counted
-    with pytest.raises(QuotaExceeded):
-        quota.register(conn("fresh", expires_at=NOW + 3600))
-    keeper = TtlKeeper(
-        registry=quota,
-        ttl_seconds=3600,
-        refresh_seconds=300,
-        index_settle_seconds=0,
-        instance="this-instance",
+def conflict() -> ClientError:
+    """A transaction cancelled because another one moved the counter at the same moment."""
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+        },
+        "TransactWriteItems",
     )
-    assert asyncio.run(keeper.recount_quota("acme")) is True
-    assert counter(quota) == 0
-    quota.register(conn("fresh", expires_at=NOW + 3600))
+
+
+def test_a_registration_that_lost_the_counter_to_another_is_tried_again(quota, spy, sleeps):
+    lost = []
+
+    def conflicts_once(real, **kwargs):
+        if not lost:
+            lost.append(True)
+            raise conflict()
+        return real(**kwargs)
+
+    spy.stubs["transact_write_items"] = conflicts_once
+
+    quota.register(conn("a0"))
+
+    assert spy.operations() == ["transact_write_items", "transact_write_items"]
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.01  # a short random backoff
+    assert quota.get("a0") == conn("a0")
     assert counter(quota) == 1
 
 
-def test_a_recount_is_void_if_the_counter_moved_meanwhile(quota, clock):
-    for i in range(LIMIT):
-        quota.register(conn(f"orphan{i}", expires_at=NOW + 10))
-    clock.advance(60)
-    counted, version = quota.quota_state("acme")
-    assert counted == LIMIT
-    quota.deregister("orphan0")  # a write between the read and the recount
-    assert quota.lower_quota("acme", to=0, version=version) is False
-    assert counter(quota) == LIMIT - 1
+def test_a_registration_that_keeps_losing_is_unavailable_as_a_conflict(quota, spy, sleeps):
+    def always_conflicts(real, **kwargs):
+        raise conflict()
+
+    spy.stubs["transact_write_items"] = always_conflicts
+
+    with pytest.raises(RegistryUnavailable) as caught:
+        quota.register(conn("a0"))
+
+    assert caught.value.reason == "conflict"
+    assert spy.operations() == ["transact_write_items"] * 5
+    assert len(sleeps) == 5  # backoffs growing from 10 ms: at most 10, 20, 40, 80, 160
+    assert all(0 <= slept <= 0.01 * 2**attempt for attempt, slept in enumerate(sleeps))
+    assert raw_item(quota, "a0") is None
+    assert counter(quota) is None
 
 
-def test_a_recount_never_raises_the_counter(quota):
+def test_a_count_down_that_fails_is_logged_and_left_to_a_recount(quota, spy, caplog):
     quota.register(conn("a0"))
-    _, version = quota.quota_state("acme")
-    assert quota.lower_quota("acme", to=5, version=version) is False
-    assert counter(quota) == 1
+
+    def throttled(real, **kwargs):
+        raise client_error("ProvisionedThroughputExceededException", "UpdateItem")
+
+    spy.stubs["update_item"] = throttled
+    with caplog.at_level(logging.WARNING, logger="realtime.registry.dynamodb"):
+        quota.deregister("a0")  # the item is gone: that is what the caller asked
+
+    assert raw_item(quota, "a0") is None
+    assert counter(quota) == 1  # counted too high until a recount lowers it
+    (message,) = caplog.messages
+    assert message.startswith("registry.quota_release_failed tenant=acme")
 
 
-def test_batch_deregistration_counts_down_per_tenant(quota):
-    for i in range(LIMIT):
-        quota.register(conn(f"a{i}"))
-    quota.register(conn("b0", tenant="beta"))
-    tenants = {"a0": "acme", "a1": "acme", "b0": "beta"}
-    assert quota.deregister_many(tenants, tenants=tenants) == []
-    assert (counter(quota), counter(quota, "beta")) == (1, 0)
+def test_each_async_registration_is_its_own_transaction(quota, spy):
+    async def scenario():
+        await asyncio.gather(*(quota.aregister(conn(f"a{i}")) for i in range(LIMIT)))
+        await asyncio.gather(*(quota.aderegister(f"a{i}") for i in range(LIMIT)))
 
+    asyncio.run(scenario())
 
-def test_counting_down_never_goes_below_zero(quota):
-    quota.register(conn("a0"))
-    quota.deregister_many(["a0", "ghost"], tenants={"a0": "acme", "ghost": "acme"})
+    # Never coalesced into batch writes: a batch put cannot count, a batch delete cannot say
+    # whether it deleted.
+    assert "batch_write_item" not in spy.operations()
+    assert spy.operations().count("transact_write_items") == LIMIT
+    assert spy.operations().count("delete_item") == LIMIT
     assert counter(quota) == 0
-
-
-def test_counters_are_invisible_to_counts_and_listings(quota):
-    quota.register(conn("a0"))
-    assert quota.counts() == {"acme": {"prod": {"client": 1}}}
-    assert [c.connection_id for c in quota.for_tenant("acme").connections] == ["a0"]
-    assert list(quota.expired_ids()) == []
-
-
-def test_without_a_limit_no_counter_is_kept(dynamodb):
-    dynamodb.register(conn("a0"))
-    dynamodb.deregister("a0")
-    assert counter(dynamodb) is None

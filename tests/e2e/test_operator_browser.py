@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import Server, item_ids
+from tests.e2e.conftest import Server, item_ids, wait_until
 from tests.processes import ROOT, daphne_server, server_env
 
 pytestmark = pytest.mark.e2e
@@ -140,4 +140,49 @@ def test_an_operator_finds_messages_and_disconnects_connections(server):
         finally:
             browser.close()
     for ws in (worker, other):
+        ws.close()
+
+
+def test_at_1280_pixels_the_list_shows_the_instance_and_instances_lead_to_their_connections(
+    server,
+):
+    clients = [server.open_client(query("acme", "prod-1", "client")) for _ in range(2)]
+    base = f"http://127.0.0.1:{server.port}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(10_000)
+            page.goto(f"{base}/admin/login/?next=/admin/realtime/instances/")
+            page.fill("#id_username", USERNAME)
+            page.fill("#id_password", PASSWORD)
+            page.click("#login-form input[type=submit]")
+
+            row = page.locator("#instance_list tbody tr")
+            expect(row).to_have_count(1)
+            expect(row.locator(".field-state")).to_have_text("live")
+            # The count is the one stored at the instance's last renewal (every 3 s).
+            assert wait_until(
+                lambda: page.reload() and row.locator(".field-connections").inner_text() == "2"
+            )
+            instance_id = row.get_attribute("data-instance")
+            row.get_by_role("link", name=instance_id, exact=True).click()
+
+            expect(page.locator("#result_list tbody tr")).to_have_count(2)
+            assert listed_ids(page) == {connection_id for _, connection_id in clients}
+            cell = page.locator("#result_list tbody td.field-instance_id").first
+            expect(cell).to_have_text(instance_id)
+            # Inside the results' box, which scrolls sideways when its table is too wide.
+            box = cell.bounding_box()
+            results = page.locator("#changelist-form .results")
+            frame = results.bounding_box()
+            assert box["x"] + box["width"] <= frame["x"] + frame["width"], (box, frame)
+            assert results.evaluate("e => e.scrollWidth <= e.clientWidth"), "it scrolls sideways"
+            assert page.evaluate(
+                "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+            ), "the page scrolls sideways at 1280 px"
+            page.screenshot(path=str(SCREENSHOT.with_name("operator-connections-1280.png")))
+        finally:
+            browser.close()
+    for ws, _ in clients:
         ws.close()

@@ -10,8 +10,8 @@ describes it and no worse: one shared low-level boto3 client, every call run thr
   so one write per ping), then `pong`; `info` answers from memory; anything else is echoed;
 - on close, whatever the reason, a DeleteItem.
 
-Items carry the same attributes as the project's (realtime/registry.py), so both servers can
-share one table. The seed's environment variables apply (HOST, PORT, AWS_*,
+Items carry the same attributes as the project's (realtime/registry/dynamodb/codec.py), so both
+servers can share one table. The seed's environment variables apply (HOST, PORT, AWS_*,
 DYNAMODB_TABLE_NAME, DYNAMODB_ENDPOINT_URL, CONNECTION_TTL_SECONDS); REGISTRY_ENABLED=false (or
 --no-registry) skips DynamoDB altogether, for the cost of the registry. Once listening it prints
 `Listening on TCP address HOST:PORT`, as daphne does, so the same readiness pattern finds the

@@ -87,8 +87,9 @@ REGISTRY_OPERATIONS = {
     "describe_time_to_live": "DescribeTimeToLive",
     "update_time_to_live": "UpdateTimeToLive",
 }
-# RegistryUnavailable.reason (registry._unavailable) -> what an alert tells apart. DynamoDB
-# error codes are grouped by what an operator does about them; the exact code is in the log.
+# RegistryUnavailable.reason (registry.dynamodb.client.unavailable) -> what an alert tells apart.
+# DynamoDB error codes are grouped by what an operator does about them; the exact code is in
+# the log.
 _ERROR_GROUPS = {
     "no_credentials": "no_credentials",
     "unreachable": "unreachable",

@@ -6,8 +6,9 @@ Backends:
   process (`python -m bench.fake_dynamodb`): benchmarks on it are only worth something if the
   registry behaves there as it does on moto.
 - `disabled`: DisabledRegistry, which records nothing (`records` False). Cases that read back
-  what they wrote do not apply to it and are skipped, saying so; every method of the contract
-  is still called on it and must answer (`test_every_method_of_the_contract_answers`).
+  what they wrote do not apply to it and run on the recording backends only; every method of
+  the contract is still called on it and must answer (`test_every_method_of_the_contract_answers`),
+  and cases of its own say what it answers instead.
 
 Each case starts on an empty store whose clock reads NOW. What a DynamoDB backend wrote is
 checked in its table too (tests/registry/store.py), not only through the registry's answers.
@@ -43,36 +44,29 @@ from tests.records import (
 )
 from tests.registry.store import counter, ids, item_count, raw_item, ttl_description
 
-BACKENDS = ["moto", pytest.param("fake_endpoint", marks=pytest.mark.e2e), "disabled"]
+RECORDING = ["moto", pytest.param("fake_endpoint", marks=pytest.mark.e2e)]
+BACKENDS = [*RECORDING, "disabled"]
+
+
+def backend(request, name: str) -> ConnectionRegistry:
+    if name == "moto":
+        return request.getfixturevalue("dynamodb")
+    if name == "fake_endpoint":
+        return request.getfixturevalue("fake_dynamodb")
+    return DisabledRegistry()
 
 
 @pytest.fixture(params=BACKENDS)
 def registry(request) -> ConnectionRegistry:
     """Each backend that claims the contract, on an empty store."""
-    if request.param == "moto":
-        return request.getfixturevalue("dynamodb")
-    if request.param == "fake_endpoint":
-        return request.getfixturevalue("fake_dynamodb")
-    return DisabledRegistry()
+    return backend(request, request.param)
 
 
-@pytest.fixture
-def recording_backend(registry) -> None:
-    if not registry.records:
-        pytest.skip(f"{type(registry).__name__} records nothing: there is nothing to read back")
-
-
-@pytest.fixture
-def forgetful_backend(registry) -> None:
-    if registry.records:
-        pytest.skip(f"{type(registry).__name__} records: the cases above hold it to that")
-
-
-# Cases that read back what they gave the registry: a backend that records nothing answers
-# every read with nothing, by design.
-needs_records = pytest.mark.usefixtures("recording_backend")
+# Cases that read back what they gave the registry: they run on the backends that record (a
+# backend that records nothing answers every read with nothing, by design).
+needs_records = pytest.mark.parametrize("registry", RECORDING, indirect=True)
 # Cases about what a backend that records nothing answers instead.
-records_nothing = pytest.mark.usefixtures("forgetful_backend")
+records_nothing = pytest.mark.parametrize("registry", ["disabled"], indirect=True)
 
 
 # --- every method ---------------------------------------------------------------------------
@@ -467,9 +461,10 @@ def test_async_register_raises_registry_error_for_a_taken_id(registry):
 LIMIT = 3
 
 
-@pytest.fixture
-def quota(registry, recording_backend) -> ConnectionRegistry:
-    """The registry with a limit of LIMIT open connections per tenant."""
+@pytest.fixture(params=RECORDING)
+def quota(request) -> ConnectionRegistry:
+    """A recording backend with a limit of LIMIT open connections per tenant."""
+    registry = backend(request, request.param)
     registry.tenant_limit = LIMIT
     return registry
 

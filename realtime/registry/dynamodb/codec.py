@@ -4,10 +4,10 @@ Every attribute is a string (S) but `ttl`, DynamoDB's TTL attribute (N, epoch se
 `scope_key` exists for the tenant index only (schema.py): reading an item ignores it.
 """
 
-from realtime.core.connection import Connection
+from realtime.core.connection import FIELDS, Connection
 from realtime.registry.dynamodb.schema import SCOPE_KEY, TTL_ATTRIBUTE
 
-__all__ = ["from_item", "scope_key", "to_item"]
+__all__ = ["ATTRIBUTES", "from_item", "scope_key", "to_item"]
 
 
 def scope_key(deployment_id: str, connection_type: str, connection_id: str) -> str:
@@ -16,39 +16,24 @@ def scope_key(deployment_id: str, connection_type: str, connection_id: str) -> s
     return f"{deployment_id}#{connection_type}#{connection_id}"
 
 
+# Each field of the record (core/connection.py's FIELDS) and the attribute it is stored in:
+# its own name, but the expiry, which is DynamoDB's TTL attribute (a number).
+ATTRIBUTES = {name: TTL_ATTRIBUTE if name == "expires_at" else name for name in FIELDS}
+_TEXT_FIELDS = tuple(name for name in FIELDS if name != "expires_at")
+
+
 def to_item(connection: Connection) -> dict:
-    return {
-        "connection_id": {"S": connection.connection_id},
-        "tenant": {"S": connection.tenant},
-        "deployment_id": {"S": connection.deployment_id},
-        "connection_type": {"S": connection.connection_type},
-        "connected_at": {"S": connection.connected_at},
-        TTL_ATTRIBUTE: {"N": str(connection.expires_at)},
-        "instance_id": {"S": connection.instance_id},
-        "channel_name": {"S": connection.channel_name},
-        "client_addr": {"S": connection.client_addr},
-        SCOPE_KEY: {
-            "S": scope_key(
-                connection.deployment_id, connection.connection_type, connection.connection_id
-            )
-        },
+    item = {name: {"S": getattr(connection, name)} for name in _TEXT_FIELDS}
+    item[TTL_ATTRIBUTE] = {"N": str(connection.expires_at)}
+    item[SCOPE_KEY] = {
+        "S": scope_key(
+            connection.deployment_id, connection.connection_type, connection.connection_id
+        )
     }
+    return item
 
 
 def from_item(item: dict) -> Connection:
     """The record an item holds; an attribute it lacks reads as "" (or 0 for `ttl`)."""
-
-    def text(name: str) -> str:
-        return item.get(name, {}).get("S", "")
-
-    return Connection(
-        connection_id=text("connection_id"),
-        tenant=text("tenant"),
-        deployment_id=text("deployment_id"),
-        connection_type=text("connection_type"),
-        connected_at=text("connected_at"),
-        expires_at=int(item.get(TTL_ATTRIBUTE, {}).get("N", "0")),
-        instance_id=text("instance_id"),
-        channel_name=text("channel_name"),
-        client_addr=text("client_addr"),
-    )
+    fields = {name: item.get(name, {}).get("S", "") for name in _TEXT_FIELDS}
+    return Connection(**fields, expires_at=int(item.get(TTL_ATTRIBUTE, {}).get("N", "0")))

@@ -133,7 +133,8 @@ def test_an_operator_finds_messages_and_disconnects_connections(server):
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4321
             assert item_ids(server.registry) == {worker_id, other_id}
 
-            page.locator("#nav-sidebar").get_by_role("link", name="Tenants").click()
+            page.locator(".breadcrumbs").get_by_role("link", name="Realtime").click()
+            page.locator("#content-main").get_by_role("link", name="Tenants").click()
             expect(page.locator("tr[data-tenant=acme] .field-total")).to_have_text("1")
             expect(page.locator("tr[data-tenant=beta] .field-total")).to_have_text("1")
             expect(page.locator("#summary-total")).to_have_text("2 connections in 2 tenants")

@@ -26,7 +26,8 @@ days), no throttling, no nested document paths, no reserved-word check, item siz
 
 Counters, answered at once (no latency): `GET /stats` -> {"calls": {"PutItem": n, ...},
 "items": <items in all tables>, "item_writes": <items written or deleted, batches and
-transactions counted per item>, "errors": {code: n}, "seconds": <since reset>,
+transactions counted per item>, "lease_writes": <of them, to server instances' leases>,
+"errors": {code: n}, "seconds": <since reset>,
 "cpu_seconds": <process CPU since reset>, ...}; `POST /reset-stats` zeroes them.
 
     python -m bench.fake_dynamodb --measure [--latency-ms 5] [--connections 200] [--seconds 5]

@@ -43,7 +43,7 @@ def put_item(service: "FakeDynamoDB", request: dict) -> dict:
         request, condition=request.get("ConditionExpression")
     )
     old = table.items.get(key)
-    service.item_writes += 1
+    service.count_write(key)
     _require_condition(parsed, old, names, values, request)
     table.write(key, item)
     return _returned(request, old, item, None, allowed=("NONE", "ALL_OLD"))
@@ -59,7 +59,7 @@ def update_item(service: "FakeDynamoDB", request: dict) -> dict:
         condition=request.get("ConditionExpression"),
     )
     old = table.items.get(key)
-    service.item_writes += 1
+    service.count_write(key)
     _require_condition(parsed, old, names, values, request)
     update = parsed.get("update")
     if update is None:
@@ -90,7 +90,7 @@ def delete_item(service: "FakeDynamoDB", request: dict) -> dict:
         request, condition=request.get("ConditionExpression")
     )
     old = table.items.get(key)
-    service.item_writes += 1
+    service.count_write(key)
     _require_condition(parsed, old, names, values, request)
     table.write(key, None)
     return _returned(request, old, None, None, allowed=("NONE", "ALL_OLD"))

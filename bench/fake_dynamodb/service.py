@@ -11,6 +11,9 @@ from bench.fake_dynamodb import item_operations, query_operations, table_operati
 from bench.fake_dynamodb.errors import DynamoError, invalid
 from bench.fake_dynamodb.tables import Table
 
+# The registry's lease items (realtime.core.leases): counted apart in /stats.
+LEASE_KEY_PREFIX = "instance#"
+
 OPERATIONS = {
     **table_operations.OPERATIONS,
     **item_operations.OPERATIONS,
@@ -33,6 +36,7 @@ class FakeDynamoDB:
         self.calls: Counter = Counter()
         self.errors: Counter = Counter()
         self.item_writes = 0
+        self.lease_writes = 0  # of them, to server instances' leases: per instance, not connection
         self.reset_at = time.monotonic()
         self.cpu_at = time.process_time()
 
@@ -41,12 +45,19 @@ class FakeDynamoDB:
             "calls": dict(self.calls),
             "items": sum(len(table.items) for table in self.tables.values()),
             "item_writes": self.item_writes,
+            "lease_writes": self.lease_writes,
             "errors": dict(self.errors),
             "seconds": round(time.monotonic() - self.reset_at, 3),
             "cpu_seconds": round(time.process_time() - self.cpu_at, 3),
             "latency_ms": self.latency * 1000,
             "tables": {name: len(table.items) for name, table in self.tables.items()},
         }
+
+    def count_write(self, key: tuple) -> None:
+        """One item written or deleted by a single-item call; `key` as Table.key gives it."""
+        self.item_writes += 1
+        if isinstance(key[0], str) and key[0].startswith(LEASE_KEY_PREFIX):
+            self.lease_writes += 1
 
     # dispatch
 

@@ -85,10 +85,12 @@ class Endpoint:
 
 
 def write_count(stats: dict) -> tuple[int, dict]:
-    """DynamoDB item writes in a /stats answer: (total, calls per write operation).
+    """DynamoDB item writes for connections in a /stats answer: (total, calls per write
+    operation).
 
     The total is the endpoint's `item_writes` (items written or deleted, BatchWriteItem and
-    TransactWriteItems counted per item); without it, one per write call.
+    TransactWriteItems counted per item) less its `lease_writes` (the server instance's own
+    lease, a cost per instance: see `lease_writes_per_hour`); without them, one per write call.
     """
     calls = stats.get("calls", {})
     per = {
@@ -96,7 +98,17 @@ def write_count(stats: dict) -> tuple[int, dict]:
         for op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
     }
     total = stats.get("item_writes")
-    return (total if isinstance(total, int) else sum(per.values())), per
+    if not isinstance(total, int):
+        return sum(per.values()), per
+    return total - stats.get("lease_writes", 0), per
+
+
+def lease_writes_per_hour(stats: dict) -> float | None:
+    """The instance's lease writes in a /stats answer, per instance-hour of the window."""
+    seconds = stats.get("seconds")
+    if "lease_writes" not in stats or not seconds:
+        return None
+    return stats["lease_writes"] * 3600 / seconds
 
 
 def item_count(endpoint: Endpoint) -> int:

@@ -177,6 +177,12 @@ def notes(result: dict, cfg: Config) -> list[str]:
             + ("" if s["exact"] else " (rounded: not an exact scale)")
         )
         out.append(f"  measured, ours: {per_o}; reference: {per_r}")
+        lease = dig(writes, "ours", "lease_writes_per_instance_hour")
+        if lease is not None:
+            out.append(
+                f"  ours also renews its instance lease: {lease:,.0f} writes per instance-hour "
+                "(counted apart: a cost per server process, whatever its connections)"
+            )
         out.append(
             "  formula for a connection open one hour, pinging every 25 s: reference = 1 PutItem"
             " + 3600/25 = 144 UpdateItem + 1 DeleteItem = 146; ours = 1 PutItem + one "

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from bench.run.config import Config
-from bench.run.endpoint import Endpoint, write_count
+from bench.run.endpoint import Endpoint, lease_writes_per_hour, write_count
 from bench.run.load_process import Load
 from bench.run.progress import say
 from bench.run.servers import Server, start_server, stop_server
@@ -80,6 +80,8 @@ def measure_writes(servers: list[Server], cfg: Config) -> dict:
             result = load.result(timeout=scaled["duration_seconds"] + 180)
             stats = wait_for_deletes(endpoint, result["connections"])
             total, per = write_count(stats)
+            # The lease is renewed in real time, not in the compressed hour: per instance-hour.
+            result["lease_writes_per_instance_hour"] = lease_writes_per_hour(stats)
             # Each connection pinged for one compressed hour from its own `connected`; its
             # open and close handshakes (slower on a busy machine) do not stretch the hour.
             hours = result["connections"] * scaled["duration_seconds"] * cfg.ping_scale / 3600

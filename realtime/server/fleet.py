@@ -216,15 +216,15 @@ class Membership:
 
     async def _take_over(self, lapsed: Lease) -> None:
         dead = lapsed.instance_id
-        renewals = await self.registry.atake_over_lease(lapsed, reaper=self.instance_id)
-        if renewals is None:
-            return  # it renewed after all, or another survivor got there first
-        self.watch.claimed(dead, renewals)
-        logger.info(event("instance.taken_over", instance_id=dead, by=self.instance_id))
         try:
+            renewals = await self.registry.atake_over_lease(lapsed, reaper=self.instance_id)
+            if renewals is None:
+                return  # it renewed after all, or another survivor got there first
+            self.watch.claimed(dead, renewals)
+            logger.info(event("instance.taken_over", instance_id=dead, by=self.instance_id))
             reaped = await self.reap(dead)
         except RegistryError as exc:
-            # The claim lapses unless bumped: another survivor (or we) will take it over again.
+            # A claim that is not bumped lapses: another survivor (or we) takes it over again.
             logger.warning(event("instance.reap_failed", instance_id=dead, error=exc))
             return
         if reaped is not None:

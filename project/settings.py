@@ -195,6 +195,15 @@ if not 0 < INSTANCE_HEARTBEAT_SECONDS <= INSTANCE_LEASE_SECONDS / 3:
 
 # On SIGTERM: stop accepting, close every client with 1001, deregister, exit within this bound.
 DRAIN_SECONDS = env.float("DRAIN_SECONDS", default=20.0)
+# The closes are spread evenly over this much of the drain, so that a restarted instance's
+# clients reconnect to the others at a steady rate, not all in one second. At most half of
+# DRAIN_SECONDS: the rest is for deleting the last slice's items. 0 closes all at once.
+DRAIN_SPREAD_SECONDS = env.float("DRAIN_SPREAD_SECONDS", default=DRAIN_SECONDS / 2)
+if not 0 <= DRAIN_SPREAD_SECONDS <= DRAIN_SECONDS / 2:
+    raise ImproperlyConfigured(
+        "DRAIN_SPREAD_SECONDS must be between 0 and DRAIN_SECONDS / 2 "
+        f"(got {DRAIN_SPREAD_SECONDS} and {DRAIN_SECONDS})"
+    )
 # When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

@@ -46,6 +46,7 @@ __all__ = [
     "connection_rejected",
     "connections_reaped",
     "delivery_finished",
+    "drain_left_to_ttl",
     "exposition",
     "instances_live",
     "lease_renewal_failed",
@@ -186,6 +187,11 @@ _CONNECTIONS_REAPED = Counter(
     "realtime_connections_reaped_total",
     "Items of dead instances deleted by this instance after it took their lease over.",
 )
+_DRAIN_LEFT_TO_TTL = Counter(
+    "realtime_drain_left_to_ttl_total",
+    "Items a shutdown drain could not delete in time (or at all): left for a survivor to "
+    "reap, or to TTL. Counted as each slice's deletion fails, so scrapes during the drain see it.",
+)
 LEASE_FAILURE_REASONS = frozenset({"unavailable", "lost"})
 
 # Series that exist from the start read 0 instead of being absent: rate() and alerts on a
@@ -293,6 +299,11 @@ def lease_renewal_failed(reason: str) -> None:
 
 def connections_reaped(count: int) -> None:
     _CONNECTIONS_REAPED.inc(count)
+
+
+def drain_left_to_ttl(count: int) -> None:
+    """A shutdown drain left `count` items undeleted (`server.drained ... left_to_ttl=N`)."""
+    _DRAIN_LEFT_TO_TTL.inc(count)
 
 
 # --- the registry -------------------------------------------------------------------------

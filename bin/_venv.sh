@@ -1,5 +1,10 @@
 # Sourced by the scripts in bin/: finds Python 3.12, makes .venv, installs pinned packages.
-# Installing is skipped when the requirement files have not changed since the last install.
+#
+# The requirement files nest: requirements.txt (the runtime) < requirements-local.txt (what
+# bin/serve needs: + moto's server) < requirements-dev.txt (+ tests and tools). A stamp in the
+# venv records which files the last install covered and a hash of every requirement file, so
+# bin/serve after bin/test installs nothing (the dev set covers the local one), bin/test after
+# bin/serve adds only the test tools, and any change to a requirement file installs again.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
@@ -18,6 +23,15 @@ find_python() {
     return 1
 }
 
+# The requirement file and every file it includes with -r, one name a line.
+requirement_closure() {
+    local file=$1 included
+    echo "$file"
+    for included in $(sed -n 's/^-r[[:space:]]*//p' "$ROOT/$file"); do
+        requirement_closure "$included"
+    done
+}
+
 ensure_venv() {
     local requirements=$1 python stamp
     stamp="$VENV/.installed-$(cat "$ROOT"/requirements*.txt "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
@@ -25,11 +39,11 @@ ensure_venv() {
         python=$(find_python) || return 1
         "$python" -m venv "$VENV"
     fi
-    if [ ! -f "$stamp" ]; then
+    if ! grep -qxF "$requirements" "$stamp" 2>/dev/null; then
         echo "Installing $requirements into $VENV ..." >&2
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
             -r "$ROOT/$requirements" -c "$ROOT/constraints.txt"
         rm -f "$VENV"/.installed-*
-        touch "$stamp"
+        requirement_closure "$requirements" >"$stamp"
     fi
 }

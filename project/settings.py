@@ -17,6 +17,25 @@ _ENV_FILE = Path(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
 if _ENV_FILE.is_file():
     environ.Env.read_env(_ENV_FILE)
 
+# Local development: `bin/serve` writes what it chose for the server it runs (its DynamoDB
+# endpoint on a random port, dummy AWS keys, generated secrets) to .local/dev.env, so that
+# commands run beside it (`bin/manage`) reach that server. The file loses to the environment
+# and to .env, and is read only when LOCAL_ENV_FILE names it, or with DEBUG on when ENV_FILE is
+# left at its default: production never reads it, nor do tests that pin their configuration.
+_local_env_file = env.str("LOCAL_ENV_FILE", default="")
+if _local_env_file:
+    LOCAL_ENV_FILE: Path | None = Path(_local_env_file)
+elif env.bool("DEBUG", default=False) and "ENV_FILE" not in env.ENVIRON:
+    LOCAL_ENV_FILE = BASE_DIR / ".local" / "dev.env"
+else:
+    LOCAL_ENV_FILE = None
+# The names the file supplied: `serve` starts a new local endpoint rather than reuse the URL
+# of a previous run's.
+_names_before = set(env.ENVIRON)
+if LOCAL_ENV_FILE is not None and LOCAL_ENV_FILE.is_file():
+    environ.Env.read_env(LOCAL_ENV_FILE)
+LOCAL_ENV_NAMES = frozenset(set(env.ENVIRON) - _names_before)
+
 # --- Django ---------------------------------------------------------------
 
 DEBUG = env.bool("DEBUG", default=False)

@@ -9,6 +9,8 @@ the lease goes last. The figures at 2,000 clients are measured by
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -19,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from realtime.core.leases import lease_key
 from tests.e2e.conftest import item_ids, receive, wait_until
+from tests.processes import ROOT, base_env
 
 CLIENTS = 60
 SPREAD = 3.0
@@ -167,3 +170,26 @@ def test_clients_move_to_the_survivor_and_the_table_lists_each_once(start_server
     for ws, _ in reconnected:
         ws.close()
     assert wait_until(lambda: item_ids(registry) == set())
+
+
+def test_the_benchmark_runs_and_reports_an_exact_table(redis_url):
+    # A smoke run of `python -m bench.rolling_restart` (not a measurement): tiny numbers.
+    tiny = ["--clients", "40", "--wave", "20", "--spreads", "0", "1", "--drain", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.rolling_restart", *tiny, "--redis", redis_url, "--json"],
+        cwd=ROOT,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    reports = json.loads(result.stdout[result.stdout.index("[") :])
+    assert [r["spread_seconds"] for r in reports] == [0.0, 1.0]
+    for report in reports:
+        assert report["moved"] == 20
+        assert report["all_back_seconds"] is not None
+        assert report["close_codes"] == {"1001": 20}
+        assert report["drained"] == "server.drained closed=20 left_to_ttl=0"
+        assert report["table_items"] == 40
+        assert report["peak_accepted_per_second"] > 0

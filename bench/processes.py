@@ -142,6 +142,8 @@ def moto_server(port: int = 0) -> ServerProcess:
 
 # README's `--ws`: uvicorn's websockets-sansio protocol, leaner (realtime/uvicorn_protocol.py).
 UVICORN_WS = "realtime.uvicorn_protocol:WebSocketProtocol"
+# README's `--http`: uvicorn's h11 protocol with a deadline for a request's headers.
+UVICORN_HTTP = "realtime.uvicorn_protocol:HttpProtocol"
 
 
 def uvicorn_server(env: dict[str, str], *extra_args: str, ws: str = UVICORN_WS) -> ServerProcess:
@@ -158,6 +160,8 @@ def uvicorn_server(env: dict[str, str], *extra_args: str, ws: str = UVICORN_WS) 
             "0",
             "--ws",
             ws,
+            "--http",
+            UVICORN_HTTP,
             "--ws-per-message-deflate",
             "false",
             "--no-access-log",

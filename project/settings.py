@@ -49,6 +49,25 @@ if not DEBUG and (SECRET_KEY == _INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+# HTTPS, for the admin and the API behind a TLS-terminating load balancer (off by default, for
+# local development over http; the README's production settings turn them on, and
+# `manage.py check --deploy` passes with them). The load balancer says the original scheme in
+# X-Forwarded-Proto: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https.
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER is 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https"
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Prometheus scrapes inside the network, over http; the probes answer before any redirect.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+
 INSTALLED_APPS = [
     "daphne",
     "realtime.operate.admin.site.OperatorAdminConfig",  # django.contrib.admin, operator pages
@@ -63,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "realtime.operate.health.probes_before_host_check",  # load balancers probe by IP address
+    "realtime.operate.middleware.refuse_unknown_hosts",  # one warning line, not a traceback
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -191,6 +211,22 @@ WS_TENANT_MAX_CONNECTIONS = env.int("WS_TENANT_MAX_CONNECTIONS", default=0)
 WS_IDLE_TIMEOUT_SECONDS = env.int("WS_IDLE_TIMEOUT_SECONDS", default=0)
 WS_MAX_LIFETIME_SECONDS = env.int("WS_MAX_LIFETIME_SECONDS", default=0)
 
+# --- What one client can make a server hold (README, "Bounds") ------------------------------
+
+# Data written to a connection that its client has not read yet; over it, the client is
+# closed (1008 slow_consumer) and the buffer let go. Sixteen messages of the largest size.
+WS_MAX_UNSENT_BYTES = env.int("WS_MAX_UNSENT_BYTES", default=1024 * 1024)
+# From TCP accept to the end of the upgrade request's headers (and of the WebSocket opening
+# handshake): a socket that trickles its request is closed.
+HANDSHAKE_TIMEOUT_SECONDS = env.float("HANDSHAKE_TIMEOUT_SECONDS", default=10.0)
+# Per client address (as the server sees it, X-Forwarded-For with --proxy-headers), on each
+# instance: open connections, and handshakes per second with bursts. Off by default: behind a
+# load balancer whose address the server sees for every client, or a NAT that a whole office
+# or carrier network shares, any default would refuse ordinary clients (README, "Bounds").
+WS_ADDRESS_MAX_CONNECTIONS = env.int("WS_ADDRESS_MAX_CONNECTIONS", default=0)
+WS_ADDRESS_HANDSHAKE_RATE = env.float("WS_ADDRESS_HANDSHAKE_RATE", default=0.0)
+WS_ADDRESS_HANDSHAKE_BURST = env.int("WS_ADDRESS_HANDSHAKE_BURST", default=100)
+
 # Benchmarks only: "false" serves connections without recording them anywhere, to measure
 # what the registry costs. Never in production: the registry is the product.
 REGISTRY_ENABLED = env.bool("REGISTRY_ENABLED", default=True)
@@ -242,7 +278,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Whatever a library logs (Twisted's and autobahn's debug lines quote whole requests),
+    # no client or API token reaches the output.
+    "filters": {"redact_tokens": {"()": "realtime.core.logs.TokenRedactor"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Channels and Twisted are chatty at INFO about things operators do not act on.

@@ -90,15 +90,30 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise InvalidJson(f"key {json.dumps(twice)[:60]} is given more than once")
+    return value
+
+
 # Made once: json.loads and json.dumps with options build a new decoder or encoder per call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# For operators' input: an object with a key given twice is ambiguous (which one counts
+# depends on the parser), so it is refused rather than read last-one-wins. Client frames keep
+# the faster decoder: the server answers them, it never acts on their content.
+_UNIQUE_KEYS_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-def _loads(text: str):
+def _loads(text: str, decoder: json.JSONDecoder = _DECODER):
     """json.loads without NaN, Infinity or numbers out of float range. Raises InvalidJson."""
     try:
-        return _DECODER.decode(text)
+        return decoder.decode(text)
     except InvalidJson:
         raise
     except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
@@ -131,16 +146,17 @@ def _nesting_over(text: str, value, limit: int) -> bool:
 
 
 def parse_json(text: str):
-    """Parse any JSON value by the rules client frames follow.
+    """Parse any JSON value by the rules client frames follow, and refuse a key given twice in
+    an object (operators' input: API bodies, the admin's messages).
 
     Rejected: invalid JSON, `NaN`/`Infinity`/`-Infinity`, numbers out of float range, integers
-    over Python's digit limit, and nesting deeper than MAX_NESTING_DEPTH. Accepted values
-    always encode back (`encode`).
+    over Python's digit limit, nesting deeper than MAX_NESTING_DEPTH, and duplicate keys.
+    Accepted values always encode back (`encode`).
 
     Raises:
         InvalidJson: with a reason for people.
     """
-    value = _loads(text)
+    value = _loads(text, _UNIQUE_KEYS_DECODER)
     if isinstance(value, (dict, list)) and _nesting_over(text, value, MAX_NESTING_DEPTH):
         raise InvalidJson(_TOO_DEEP)
     return value

@@ -69,6 +69,18 @@ REFUSALS: dict[str, Refusal] = {
         Refusal("origin_not_allowed", _H, _FORBID, "this Origin may not connect"),
         Refusal("over_quota", _H, close_codes.OVER_LIMIT, "the tenant is at its connection limit"),
         Refusal(
+            "too_many_connections",
+            _H,
+            close_codes.OVER_LIMIT,
+            "too many connections from this address; close some first",
+        ),
+        Refusal(
+            "too_many_handshakes",
+            _H,
+            close_codes.OVER_LIMIT,
+            "too many handshakes from this address; retry later, with backoff",
+        ),
+        Refusal(
             "registry_unavailable",
             _H,
             close_codes.TRY_AGAIN_LATER,
@@ -90,6 +102,12 @@ REFUSALS: dict[str, Refusal] = {
         ),
         # --- the server ends an open connection -----------------------------------------
         Refusal("message_too_big", _C, close_codes.MESSAGE_TOO_BIG, "message over the limit"),
+        Refusal(
+            "slow_consumer",
+            _C,
+            close_codes.POLICY_VIOLATION,
+            "the client does not read what it is sent; reconnect",
+        ),
         Refusal(
             "registration_lost",
             _C,

@@ -21,7 +21,9 @@ the token itself is never echoed, in details or anywhere else):
    for someone else: we neither issue nor expect one), a missing or non-string
    tenant / deployment_id / connection_type, or a missing or non-numeric `exp`:
    `token_invalid` (4401).
-3. `exp` at or before `now - leeway`: `token_expired` (4401).
+3. `exp` at or before `now - leeway`: `token_expired` (4401); `exp` later than
+   `now + max_ttl_seconds + leeway` (WS_TOKEN_MAX_TTL_SECONDS: no token this server's rules
+   issue lives that long, so one that does would work forever once leaked): `token_invalid`.
 4. `nbf` or `iat` after `now + leeway` (a token from the future: the issuer's clock is
    wrong): `token_invalid` (4401). Both are optional.
 5. A tenant, deployment_id or connection_type claim other than the query's:
@@ -132,6 +134,7 @@ def verify_token(
     *,
     secret: str,
     now: float,
+    max_ttl_seconds: float | None = None,
     leeway: float = DEFAULT_LEEWAY_SECONDS,
 ) -> None:
     """Check that `token` admits `request` at `now` (rules in the module's docstring).
@@ -141,6 +144,9 @@ def verify_token(
         request: the handshake's validated parameters.
         secret: WS_TOKEN_SECRET.
         now: epoch seconds.
+        max_ttl_seconds: the longest lifetime a token may have (WS_TOKEN_MAX_TTL_SECONDS): one
+            that expires later than that from now was not issued by these rules (a leaked
+            secret's forgery, or a backend's mistake) and is refused. None: no bound.
         leeway: seconds of clock difference tolerated between issuer and server, both ways.
 
     Raises:
@@ -168,6 +174,8 @@ def verify_token(
 
     if claims["exp"] <= now - leeway:
         raise HandshakeError("token_expired", "token has expired")
+    if max_ttl_seconds is not None and claims["exp"] > now + max_ttl_seconds + leeway:
+        raise _invalid(f"token expires more than {max_ttl_seconds:g} seconds from now")
     for name in ("nbf", "iat"):
         if name in claims and claims[name] > now + leeway:
             raise _invalid(f"token is not valid yet ('{name}' is in the future)")

@@ -183,7 +183,7 @@ async def _send_all(layer, connections: Iterable[Connection], data) -> int:
             # One instance's full inbox must not fail everyone else's broadcast.
             logger.warning(event("delivery.inbox_full", channel=inbox, connections=len(ids)))
         elif isinstance(result, Exception):
-            raise DeliveryUnavailable(f"channel layer failed: {result}") from result
+            raise _layer_failed(result) from result
         else:
             sent += len(ids)
     return sent
@@ -217,7 +217,7 @@ async def _request(record: Connection, message: dict) -> None:
             f"connection {record.connection_id} has too many undelivered messages"
         ) from None
     except (OSError, RedisError) as exc:  # the layer's own errors, when it is channels_redis
-        raise DeliveryUnavailable(f"channel layer failed: {exc}") from exc
+        raise _layer_failed(exc) from exc
     if answer["type"] == NACK:
         # Its instance is alive and does not hold it: the item outlived its connection.
         await _forget_orphan(record)
@@ -262,6 +262,14 @@ async def _forget_orphan(record: Connection) -> None:
         )
 
 
+def _layer_failed(exc: BaseException) -> DeliveryUnavailable:
+    # The answer names the kind of failure; the log has the rest. A channel layer's messages
+    # carry internal addresses ("Error 111 connecting to 10.0.3.7:6379") that callers of the
+    # API have no business seeing.
+    logger.warning(event("delivery.channel_layer_failed", error=exc))
+    return DeliveryUnavailable(f"the channel layer is unavailable ({type(exc).__name__})")
+
+
 def _layer():
     layer = get_channel_layer()
     if layer is None:
@@ -279,4 +287,4 @@ async def _registry_call(awaitable):
     try:
         return await awaitable
     except RegistryError as exc:
-        raise DeliveryUnavailable(f"registry unavailable: {exc}") from exc
+        raise DeliveryUnavailable("the connection registry is unavailable") from exc

@@ -48,6 +48,12 @@ def _client_addr(scope) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _client_host(scope) -> str:
+    """The client's address without its port, as `_client_addr` writes it ("[v6]" bracketed):
+    what per-address limits count by."""
+    return _client_addr(scope).rpartition(":")[0]
+
+
 class ConnectionConsumer(AsyncWebsocketConsumer):
     groups = ()  # no channel-layer groups; AsyncWebsocketConsumer would make a list per connection
 
@@ -61,7 +67,9 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         self.last_seen = 0.0  # monotonic: the client's last message
         self._registering: asyncio.Future | None = None
         self._rate: MessageRate | None = None
-        self._closing = False  # the server decided to close: later frames are dropped
+        # Set once the server decides to close (later frames are dropped): the refusal's code
+        # when it refused something, "" otherwise (an operator's close, shutdown).
+        self._closing: str | None = None
         self._opened = False  # counted by metrics.connection_opened, so its end must be too
 
     async def __call__(self, scope, receive, send):
@@ -100,23 +108,38 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"no handler for message type {kind}")
 
     async def websocket_disconnect(self, message: dict) -> None:
-        await self.disconnect(message.get("code"))
+        # Whoever sent the last close frame, the connection ended for the reason the server
+        # refused it, if it did: here (`_refuse`), or in the transport (`refusal`, set by the
+        # adapters for limits they enforce: message size, control frames, unsent data).
+        refused = message.get("refusal") or self._closing
+        reason = refusal(refused).disconnect_reason if refused else "client_closed"
+        await self._release(reason, close_code=message.get("code"))
         raise StopConsumer()
 
     # --- the handshake --------------------------------------------------------------------
 
     async def connect(self):
         await self.accept()  # daphne turns a close before accept into a bare HTTP 403
-        if runtime().is_draining():
+        rt = runtime()
+        if rt.is_draining():
             await self._reject(HandshakeError("draining"))
+            return
+        address = _client_host(self.scope)
+        if not rt.addresses.handshake(address, time.monotonic()):
+            await self._reject(HandshakeError("too_many_handshakes"))
             return
         try:
             request = self._admit()
         except HandshakeError as exc:
             await self._reject(exc)
             return
+        # Checked here, counted once registered (`_opened`): connections of one address that
+        # register at the same moment may pass the cap by the few the handshake rate lets in.
+        cap = rt.addresses.max_connections
+        if cap and rt.addresses.open_count(address) >= cap:
+            await self._reject(HandshakeError("too_many_connections"))
+            return
 
-        rt = runtime()
         rt.start()
         if not rt.membership.held:
             # Nothing is registered under an instance id before that instance holds a lease:
@@ -177,6 +200,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         keeper.track(self)
         runtime().sweeper.ensure_running()
         metrics.connection_opened()
+        rt.addresses.open(address)
         self._opened = True
         logger.info(
             event(
@@ -207,6 +231,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                 request,
                 secret=settings.WS_TOKEN_SECRET,
                 now=time.time(),
+                max_ttl_seconds=settings.WS_TOKEN_MAX_TTL_SECONDS,
             )
         return request
 
@@ -221,7 +246,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
     # --- client frames ----------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.record is None or self._closing:
+        if self.record is None or self._closing is not None:
             return  # refused or closing: frames that raced the close are dropped
         now = time.monotonic()
         self.last_seen = now
@@ -268,14 +293,11 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
                 ),
             )
 
-    async def disconnect(self, code):
-        await self._release("client_closed", close_code=code)
-
     # --- requests from operators and services, through the inbox (operate/delivery.py)-------------
 
     async def handle_request(self, message: dict) -> bool:
         """Carry out a delivery request; False if this connection is already ending."""
-        if self.record is None or self._closing:
+        if self.record is None or self._closing is not None:
             return False
         if message["type"] == inbox.MESSAGE:
             await self._send("message", protocol.message(message["data"]))
@@ -312,7 +334,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
 
     async def _end(self, code: str, detail: str | None = None) -> None:
         """Refuse with `code` (refusals.py), close, and deregister."""
-        if self.record is None or self._closing:
+        if self.record is None or self._closing is not None:
             return
         entry = refusal(code)
         await self._refuse(code, detail or entry.detail, entry.close_code)
@@ -331,15 +353,21 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
 
     async def _send(self, kind: str, text: str) -> None:
         metrics.message_sent(kind)
-        await self.base_send({"type": "websocket.send", "text": text})
+        # The client may be gone (uvicorn says so on a send): the disconnect event that says
+        # why is already waiting, and ends the connection as what it was. (try, not
+        # contextlib.suppress: this runs for every frame, and a try costs nothing.)
+        try:  # noqa: SIM105
+            await self.base_send({"type": "websocket.send", "text": text})
+        except OSError:
+            pass
 
     async def _refuse(self, code: str, detail: str, close_code: int) -> None:
-        self._closing = True
+        self._closing = code
         await self._send("error", protocol.error(code, detail))
         await self.close(close_code)
 
     async def _close_quietly(self, close_code: int) -> None:
-        self._closing = True
+        self._closing = ""
         try:
             await self.close(close_code)
         except Exception as exc:  # the transport may already be gone; closing is best effort
@@ -402,6 +430,7 @@ async def _to_completion(work) -> None:
 def _ended(record: Connection, reason: str, close_code: int | None = None) -> None:
     """Log and count the end of an opened connection; called once per connection."""
     metrics.connection_closed(reason)
+    runtime().addresses.close(record.client_addr.rpartition(":")[0])
     logger.info(
         event(
             "connection.closed",

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 import realtime
+from realtime.core.limits import AddressGate
 from realtime.registry import ConnectionRegistry
 from realtime.registry.backends import registry_from_settings
 from realtime.server.fleet import Membership
@@ -36,6 +37,9 @@ _BUILT_FROM = frozenset(
         "WS_MAX_LIFETIME_SECONDS",
         "INSTANCE_HEARTBEAT_SECONDS",
         "INSTANCE_LEASE_SECONDS",
+        "WS_ADDRESS_MAX_CONNECTIONS",
+        "WS_ADDRESS_HANDSHAKE_RATE",
+        "WS_ADDRESS_HANDSHAKE_BURST",
     }
 )
 
@@ -49,7 +53,7 @@ def new_instance_id() -> str:
 
 class Runtime:
     """This process's registry, fleet membership (its instance id and lease), keeper, timeout
-    sweeper, inbox and draining flag.
+    sweeper, inbox, draining flag, and what it counts per client address.
 
     Args:
         registry: the connection registry (a backend of realtime.registry).
@@ -81,6 +85,11 @@ class Runtime:
         )
         # Requests reach the connections the keeper holds, and wait for those being registered.
         self.inbox = Inbox(find=self.keeper.holder, registering=self.keeper.is_claimed)
+        self.addresses = AddressGate(
+            max_connections=settings.WS_ADDRESS_MAX_CONNECTIONS,
+            handshake_rate=settings.WS_ADDRESS_HANDSHAKE_RATE,
+            handshake_burst=settings.WS_ADDRESS_HANDSHAKE_BURST,
+        )
         # Set once shutdown begins: /readyz answers 503 and new handshakes are refused. A
         # threading.Event, so that a signal handler or a registry thread may set or read it.
         self._draining = threading.Event()

@@ -380,6 +380,24 @@ def test_huge_integer_exp_is_compared_exactly():
     verify_token(signed(valid_claims(exp=10**400)), REQUEST, secret=SECRET, now=NOW)
 
 
+@pytest.mark.parametrize("exp", [1e300, 10**400, NOW + 86_400 + 6])
+def test_an_exp_beyond_the_longest_lifetime_is_refused(exp):
+    with pytest.raises(HandshakeError) as refused:
+        verify_token(
+            signed(valid_claims(exp=exp)), REQUEST, secret=SECRET, now=NOW, max_ttl_seconds=86_400
+        )
+    assert triple(refused.value) == (
+        "token_invalid",
+        4401,
+        "token expires more than 86400 seconds from now",
+    )
+
+
+def test_an_exp_at_the_longest_lifetime_with_leeway_is_accepted():
+    claims = valid_claims(exp=NOW + 86_400 + 5)
+    verify_token(signed(claims), REQUEST, secret=SECRET, now=NOW, max_ttl_seconds=86_400)
+
+
 @pytest.mark.parametrize("aud", ["realtime", ["realtime"], "x"])
 def test_token_with_an_audience_is_meant_for_someone_else(aud):
     assert triple(refusal(signed(valid_claims(aud=aud)))) == (

@@ -170,6 +170,13 @@ def test_issuing_is_logged_without_the_token(caplog):
             "double quotes: line 1 column 2 (char 1)",
         ),
         ('{"tenant": NaN}', "invalid_json", "request body: NaN is not valid JSON"),
+        # Which of two values counts depends on the parser: neither is taken.
+        (
+            '{"tenant": "acme", "deployment_id": "prod-1", "connection_type": "client", '
+            '"tenant": "beta"}',
+            "invalid_json",
+            'request body: key "tenant" is given more than once',
+        ),
     ],
 )
 def test_invalid_bodies_are_400(body, code, detail):

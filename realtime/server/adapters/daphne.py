@@ -18,7 +18,10 @@ depends on, and a smaller queue per WebSocket connection.
    per connection; WebSocket connections get a ReceiveQueue instead (receive_queue.py), whose
    one reader is the consumer. HTTP requests keep daphne's queue.
 
-4. Start. daphne has no ASGI lifespan; the runtime's background work (the fleet heartbeat)
+4. Bounds: what one client can make the server hold, enforced in autobahn and Twisted
+   (daphne_bounds.py).
+
+5. Start. daphne has no ASGI lifespan; the runtime's background work (the fleet heartbeat)
    is started when its event loop starts.
 
 Under other ASGI servers (uvicorn) nothing is patched.
@@ -95,9 +98,12 @@ def apply() -> None:
     from daphne.server import Server, twisted_loop
     from daphne.ws_protocol import WebSocketProtocol
 
+    from realtime.server.adapters import daphne_bounds  # imports Twisted's reactor: daphne's
+
     WebSocketProtocol.serverClose = _server_close
     Server.kill_all_applications = _kill_all_applications
     Server.create_application = _create_application
+    daphne_bounds.apply()
     # daphne has no lifespan: the fleet heartbeat starts with its event loop, so that an
     # instance holds its lease (and reaps the dead) before its first connection.
     twisted_loop.call_soon(_start_runtime)

@@ -117,9 +117,14 @@ def test_bin_manage_lists_the_connections_and_instances_of_the_server(home, serv
         assert [json.loads(line)["connection_id"] for line in listed.stdout.splitlines()] == [
             connection_id
         ]
-        instances = bin_manage(home, "list_instances", "--json")
-        assert instances.returncode == 0, instances.stderr
-        assert [json.loads(line)["connections"] for line in instances.stdout.splitlines()] == [1]
+
+        def held() -> list[int]:
+            instances = bin_manage(home, "list_instances", "--json")
+            assert instances.returncode == 0, instances.stderr
+            return [json.loads(line)["connections"] for line in instances.stdout.splitlines()]
+
+        # The instance's count is stored with its lease, at its next renewal.
+        assert wait_until(lambda: held() == [1], 15, interval=1)
 
 
 def test_table_commands_reach_the_embedded_endpoint(home, serving):

@@ -60,15 +60,8 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, create_admin, **options):
         moto = None
         try:
-            endpoint = settings.DYNAMODB_ENDPOINT_URL
-            if "DYNAMODB_ENDPOINT_URL" in settings.LOCAL_ENV_NAMES:
-                endpoint = None  # a previous run's embedded endpoint, stopped with it
-            local = {"DEBUG": "true" if settings.DEBUG else "false"}
-            if endpoint is None:
-                moto, endpoint = self._start_local_dynamodb()
-                local.update(_LOCAL_AWS_KEYS)
-            local["DYNAMODB_ENDPOINT_URL"] = endpoint
-            local.update(_secrets())
+            moto, local = self._local_settings()
+            endpoint = local["DYNAMODB_ENDPOINT_URL"]
             env = {**os.environ, **local}
             self._create_table(endpoint, env)
             call_command("migrate", interactive=False, verbosity=0)
@@ -83,6 +76,22 @@ class Command(BaseCommand):
                 moto.wait(10)
         if returncode not in (0, -signal.SIGINT, -signal.SIGTERM):
             raise CommandError(f"daphne exited with status {returncode}")
+
+    def _local_settings(self) -> tuple[subprocess.Popen | None, dict[str, str]]:
+        """What this server runs with beyond the environment and .env: DEBUG, its endpoint (a
+        new local one unless one is configured), dummy keys for a local one, and the secrets.
+        Returns the local endpoint's process (None when configured) and those settings."""
+        moto = None
+        local = {"DEBUG": "true" if settings.DEBUG else "false"}
+        endpoint = settings.DYNAMODB_ENDPOINT_URL
+        if "DYNAMODB_ENDPOINT_URL" in settings.LOCAL_ENV_NAMES:
+            endpoint = None  # a previous run's local endpoint, stopped with it
+        if endpoint is None:
+            moto, endpoint = self._start_local_dynamodb()
+            local.update(_LOCAL_AWS_KEYS)
+        local["DYNAMODB_ENDPOINT_URL"] = endpoint
+        local.update(_secrets())
+        return moto, local
 
     def _start_local_dynamodb(self) -> tuple[subprocess.Popen, str]:
         moto = subprocess.Popen(

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.core.limits import MessageRate, Verdict
+from realtime.core.limits import AddressGate, MessageRate, Verdict
 
 
 def rate(rate=10.0, burst=5, abuse=3, now=0.0) -> MessageRate:
@@ -73,3 +73,51 @@ def test_sizes_below_one_are_raised_to_one(burst, abuse):
     assert limiter.check(0.0) is Verdict.ALLOW
     assert limiter.check(0.0) is Verdict.REFUSE
     assert limiter.check(0.0) is Verdict.ABUSE
+
+
+# --- AddressGate ------------------------------------------------------------------------------
+
+
+def gate(**overrides) -> AddressGate:
+    return AddressGate(
+        **{"max_connections": 3, "handshake_rate": 2.0, "handshake_burst": 4, **overrides}
+    )
+
+
+def test_an_address_is_capped_in_open_connections_and_others_are_not():
+    g = gate()
+    assert [g.open("a") for _ in range(4)] == [True, True, True, False]
+    assert g.open("b")
+    g.close("a")
+    assert g.open("a") and not g.open("a")
+
+
+def test_closing_every_connection_forgets_the_address():
+    g = gate()
+    g.open("a")
+    g.close("a")
+    assert g.open_count("a") == 0 and g._open == {}
+
+
+def test_handshakes_are_a_token_bucket_per_address():
+    g = gate()
+    assert [g.handshake("a", 0.0) for _ in range(5)] == [True] * 4 + [False]
+    assert g.handshake("b", 0.0)  # another address has its own bucket
+    assert not g.handshake("a", 0.4)  # 0.8 of a token back
+    assert g.handshake("a", 0.6)  # 1.2: one more
+
+
+def test_zero_turns_each_limit_off():
+    g = gate(max_connections=0, handshake_rate=0)
+    assert all(g.open("a") for _ in range(10_000))
+    assert all(g.handshake("a", 0.0) for _ in range(10_000))
+
+
+def test_refilled_buckets_are_swept_so_the_table_stays_bounded(monkeypatch):
+    monkeypatch.setattr(AddressGate, "SWEEP_AT", 100)
+    g = gate()
+    for n in range(100):
+        g.handshake(f"10.0.0.{n}", 0.0)
+    assert len(g._buckets) == 100
+    g.handshake("10.0.1.1", 10.0)  # every earlier bucket has refilled by now
+    assert list(g._buckets) == ["10.0.1.1"]

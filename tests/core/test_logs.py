@@ -1,13 +1,15 @@
 """logs.event: one event name, then key=value pairs that always split back into the same fields."""
 
 import json
+import logging
 import re
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime.core.logs import event
+from realtime.core.logs import TokenRedactor, event
 
 # A field is key=plain or key="JSON string": the quoted form may hold spaces, '=' and '\"'.
 FIELD = re.compile(r' ([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"]+)')
@@ -95,3 +97,41 @@ def test_any_fields_split_back_into_the_same_fields(fields):
     line = event("some.event", **fields)
     assert "\n" not in line
     assert split(line) == ("some.event", {k: str(v) for k, v in fields.items()})
+
+
+# --- TokenRedactor ----------------------------------------------------------------------------
+
+
+def redacted(message: str, *args) -> str:
+    record = logging.LogRecord("any", logging.INFO, __file__, 1, message, args or None, None)
+    TokenRedactor().filter(record)
+    return record.getMessage()
+
+
+def test_a_token_in_a_query_string_is_redacted_wherever_it_stands():
+    assert redacted('%s - "WebSocket %s" [accepted]', "1.2.3.4:5", "/?a=1&token=eyJ.x.y&b=2") == (
+        '1.2.3.4:5 - "WebSocket /?a=1&token=[redacted]&b=2" [accepted]'
+    )
+    assert redacted("GET /?token=abc HTTP/1.1") == "GET /?token=[redacted] HTTP/1.1"
+
+
+def test_a_bearer_token_is_redacted_in_any_case():
+    assert redacted("Authorization: Bearer s3cret") == "Authorization: Bearer [redacted]"
+    assert redacted("authorization: bearer s3cret") == "authorization: bearer [redacted]"
+
+
+def test_a_line_without_a_token_is_left_alone():
+    record = logging.LogRecord("any", logging.INFO, __file__, 1, "n=%d", (5,), None)
+    TokenRedactor().filter(record)
+    assert (record.msg, record.args) == ("n=%d", (5,))
+
+
+def test_a_token_in_a_traceback_is_redacted():
+    try:
+        raise ValueError("bad url /?tenant=a&token=eyJ.x.y")
+    except ValueError:
+        record = logging.LogRecord(
+            "any", logging.ERROR, __file__, 1, "failed", None, sys.exc_info()
+        )
+    TokenRedactor().filter(record)
+    assert "eyJ.x.y" not in record.exc_text and "token=[redacted]" in record.exc_text

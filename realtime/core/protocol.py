@@ -242,7 +242,9 @@ def check_outgoing(data, *, max_bytes: int) -> None:
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
-        elif type(value) is int and not _MIN_INT <= value <= _MAX_INT:
+        elif type(value) in (int, float) and not _MIN_INT <= value <= _MAX_INT:
+            # A float that large is an integer too (1e30 and 10**30 are one JSON number, and
+            # one to the API's schema): refused the same, whichever way it was written.
             raise UnsendableData(
                 "not_portable",
                 f"holds an integer outside the 64-bit range ({_MIN_INT}..{_MAX_INT}); "

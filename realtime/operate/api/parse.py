@@ -253,9 +253,8 @@ def parse_disconnect(content_type: str, params: Mapping[str, str], body: bytes) 
     if not body:
         return close_codes.CLOSED_BY_OPERATOR
     fields = _object(content_type, params, body, required=set(), optional={"code"})
-    code = fields.get("code", close_codes.CLOSED_BY_OPERATOR)
-    # bool is an int in Python, not in JSON.
-    if type(code) is not int or not 4000 <= code <= 4999:
+    code = _json_integer(fields.get("code", close_codes.CLOSED_BY_OPERATOR))
+    if code is None or not 4000 <= code <= 4999:
         raise ApiError(400, "invalid_field", "field 'code' must be an integer from 4000 to 4999")
     return code
 
@@ -293,9 +292,8 @@ def parse_token_request(
             f"field 'connection_type': '{scope.connection_type}' is not accepted by this server "
             "(WS_CONNECTION_TYPES)",
         )
-    ttl = fields.get("ttl_seconds", default_ttl_seconds(max_ttl_seconds))
-    # bool is an int in Python, not in JSON; 60.0 is refused as 1.5 would be.
-    if type(ttl) is not int or not 1 <= ttl <= max_ttl_seconds:
+    ttl = _json_integer(fields.get("ttl_seconds", default_ttl_seconds(max_ttl_seconds)))
+    if ttl is None or not 1 <= ttl <= max_ttl_seconds:
         raise ApiError(
             400,
             "invalid_field",
@@ -304,6 +302,16 @@ def parse_token_request(
         )
     request = ConnectionRequest(scope.tenant, scope.deployment_id, scope.connection_type)
     return TokenRequest(request, ttl)
+
+
+def _json_integer(value) -> int | None:
+    """`value` as JSON reads it, if it is an integer: 60 and 60.0 are the same number to JSON
+    (and to the API's schema); 60.5 is not an integer, and true is not a number."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
 
 
 def _object(

@@ -298,12 +298,19 @@ def _known_id(connection_id: str) -> None:
 
 
 @cache
-def _openapi() -> dict:
-    return json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+def _openapi(max_ttl_seconds: int, connection_types: tuple[str, ...]) -> dict:
+    """The API's document as this server's settings make it: exactly as strict as the server
+    (the longest token it issues, the connection types it accepts)."""
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    token = document["components"]["schemas"]["TokenRequest"]["properties"]
+    token["ttl_seconds"]["maximum"] = max_ttl_seconds
+    if connection_types:
+        token["connection_type"] = {**token["connection_type"], "enum": list(connection_types)}
+    return document
 
 
 async def _openapi_document(request: HttpRequest, principal: None) -> dict:
-    return _openapi()
+    return _openapi(settings.WS_TOKEN_MAX_TTL_SECONDS, tuple(sorted(settings.WS_CONNECTION_TYPES)))
 
 
 # --- views (routed in urls.py) --------------------------------------------------------

@@ -9,6 +9,7 @@ captured for assertions and for failure messages.
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -94,6 +95,13 @@ class ServerProcess:
                 return True
             time.sleep(0.05)
         return False
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server that must be told its port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def base_env(**overrides: str) -> dict[str, str]:

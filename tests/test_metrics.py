@@ -17,6 +17,7 @@ import realtime.registry
 from realtime import metrics
 from realtime.registry import RegistryUnavailable
 from realtime.registry.dynamodb import DynamoDBRegistry, make_client
+from tests.processes import free_port
 from tests.records import conn
 
 # Every label a realtime_* series may carry; none of them takes a client-chosen value.
@@ -40,12 +41,6 @@ class Series:
             value(name, **labels) - before
             for (name, labels), before in zip(self.samples, self.before, strict=True)
         ]
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def registry_at(port: int) -> DynamoDBRegistry:
@@ -231,7 +226,7 @@ def test_batch_deletes_are_timed(dynamodb):
 
 
 def test_an_unreachable_endpoint_is_timed_and_counted():
-    registry = registry_at(unused_port())
+    registry = registry_at(free_port())
     series = Series(calls("PutItem"), errors("PutItem", "unreachable"))
 
     with pytest.raises(RegistryUnavailable):
@@ -259,7 +254,7 @@ def test_an_endpoint_that_never_answers_counts_a_timeout():
 
 def test_failed_batch_deletes_count_every_attempt(monkeypatch):
     monkeypatch.setattr("realtime.registry.dynamodb.batches.time.sleep", lambda seconds: None)
-    registry = registry_at(unused_port())
+    registry = registry_at(free_port())
     series = Series(calls("BatchWriteItem"), errors("BatchWriteItem", "unreachable"))
 
     assert registry.deregister_many(["c-1", "c-2"], attempts=3) == ["c-1", "c-2"]
@@ -270,7 +265,7 @@ def test_failed_batch_deletes_count_every_attempt(monkeypatch):
 @pytest.fixture(scope="module")
 def stubbed() -> DynamoDBRegistry:
     """A registry whose client is answered by a botocore Stubber (never the network)."""
-    return registry_at(unused_port())
+    return registry_at(free_port())
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,9 @@ def auth_warnings(settings: _Settings) -> list[str]:
             "WS_AUTH=none: any client that reaches this server can connect as any tenant, "
             "deployment and connection type; set WS_AUTH=signed and WS_TOKEN_SECRET"
         )
-    if settings.WS_AUTH == "none" and settings.WS_TOKEN_SECRET:
+    # In development the local settings file always brings a secret, for issuing tokens to try
+    # WS_AUTH=signed with: nothing to warn about there.
+    if settings.WS_AUTH == "none" and settings.WS_TOKEN_SECRET and not settings.DEBUG:
         warnings.append(
             "WS_TOKEN_SECRET is set but WS_AUTH=none: tokens can be issued, "
             "but connections are not asked for one"

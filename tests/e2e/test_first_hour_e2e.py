@@ -20,8 +20,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import wait_until
-from tests.e2e.test_serve_command import free_port
-from tests.processes import ROOT
+from tests.processes import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from websockets.sync.client import connect
 
 from tests.api_contract import TOKEN, Api
 from tests.e2e.conftest import item_ids, wait_until
-from tests.processes import ROOT, ServerProcess, base_env
+from tests.processes import ROOT, ServerProcess, base_env, free_port
 
 SECRET = "e2e-token-secret-0123456789abcdefghijklmnop"
 
@@ -146,12 +145,6 @@ def test_idle_connections_are_closed_with_4408_and_deregistered(start_server):
     assert closed.value.rcvd.code == 4408
     assert 2 <= time.monotonic() - started < 5  # the sweep runs every second here
     assert wait_until(lambda: item_ids(server.registry) == set())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

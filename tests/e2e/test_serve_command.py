@@ -11,13 +11,7 @@ import threading
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import wait_until
-from tests.processes import ROOT, base_env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.processes import ROOT, base_env, free_port
 
 
 def test_serve_starts_everything_on_host_and_port_and_stops_it():

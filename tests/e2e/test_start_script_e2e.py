@@ -18,8 +18,7 @@ from websockets.sync.client import connect
 from tests.deploy.dockerfile import arguments, final_stage, stage_image_tree
 from tests.deploy.manifests import probe_paths, resources
 from tests.e2e.conftest import item_ids, wait_until
-from tests.e2e.test_serve_command import free_port
-from tests.processes import ServerProcess, base_env
+from tests.processes import ServerProcess, base_env, free_port
 
 pytestmark = pytest.mark.e2e
 

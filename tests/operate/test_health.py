@@ -3,7 +3,6 @@
 import asyncio
 import json
 import logging
-import socket
 
 import pytest
 from django.test import AsyncClient
@@ -13,14 +12,9 @@ from realtime.operate import health
 from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 from realtime.server.runtime import runtime
 from tests.conftest import FakeClock, use_registry
+from tests.processes import free_port
 
 TOKEN = "metrics-token-0123456789"
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(path: str, *, method: str = "GET", **headers: str):
@@ -78,7 +72,7 @@ def unreachable(monkeypatch, clock) -> CountingDescribe:
     """The process registry pointed at a closed port: every call is refused."""
     client = make_client(
         region="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{unused_port()}",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
         access_key_id="testing",
         secret_access_key="testing",
         connect_timeout=0.5,
@@ -222,7 +216,7 @@ def redis_layer(address: str) -> dict:
 
 
 def test_readyz_is_503_when_redis_is_unreachable(ready, settings):
-    settings.CHANNEL_LAYERS = redis_layer(f"redis://127.0.0.1:{unused_port()}/0")
+    settings.CHANNEL_LAYERS = redis_layer(f"redis://127.0.0.1:{free_port()}/0")
 
     response = get("/readyz")
 

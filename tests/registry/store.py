@@ -5,20 +5,21 @@ counts, a tenant's quota counter), so that a test can check what was written, no
 the registry says. `Spy` wraps a boto3 client to record calls and stub one operation.
 """
 
-import socket
 import threading
 
 from botocore.exceptions import ClientError
+
+from tests.processes import free_port
 
 __all__ = [
     "Spy",
     "client_error",
     "counter",
+    "free_port",
     "ids",
     "item_count",
     "raw_item",
     "ttl_description",
-    "unused_port",
 ]
 
 
@@ -48,13 +49,6 @@ def ids(connections) -> list[str]:
 def client_error(code: str, operation: str) -> ClientError:
     """What botocore raises for a DynamoDB error answer with this code."""
     return ClientError({"Error": {"Code": code, "Message": code}}, operation)
-
-
-def unused_port() -> int:
-    """A local port nothing listens on (the OS just handed it out and it was closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Spy:

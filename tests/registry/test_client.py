@@ -13,7 +13,7 @@ from realtime.registry.dynamodb import DynamoDBRegistry, make_client
 from tests.conftest import NOW
 from tests.records import conn
 from tests.registry.conftest import TABLE
-from tests.registry.store import unused_port
+from tests.registry.store import free_port
 
 
 def dead_registry(port: int, **client_options):
@@ -43,7 +43,7 @@ def dead_registry(port: int, **client_options):
     ids=["register", "refresh", "deregister", "get", "for_tenant", "for_instance", "create_table"],
 )
 def test_an_unreachable_endpoint_raises_registry_unavailable_fast(call):
-    port = unused_port()
+    port = free_port()
     registry = dead_registry(port)  # default retries: 2 attempts
     started = time.monotonic()
 
@@ -58,7 +58,7 @@ def test_an_unreachable_endpoint_raises_registry_unavailable_fast(call):
 
 def test_deregister_many_on_an_unreachable_endpoint_returns_every_id(monkeypatch):
     monkeypatch.setattr(batches_module.time, "sleep", lambda seconds: None)
-    registry = dead_registry(unused_port(), max_attempts=1)
+    registry = dead_registry(free_port(), max_attempts=1)
 
     assert registry.deregister_many(["c-1", "c-2"], attempts=2) == ["c-1", "c-2"]
 

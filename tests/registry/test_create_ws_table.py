@@ -14,7 +14,7 @@ from django.test import override_settings
 from realtime.management.commands.create_ws_table import Command
 from tests.conftest import EXPECTED_INDEXES
 from tests.processes import ROOT, base_env, moto_server
-from tests.registry.store import unused_port
+from tests.registry.store import free_port
 
 TABLE = "tests_connections"  # DYNAMODB_TABLE_NAME in tests/settings.py
 CREATED = f"Created table {TABLE} (indexes by_tenant, by_instance; TTL on ttl). Status: ACTIVE\n"
@@ -165,7 +165,7 @@ def no_credentials(monkeypatch, tmp_path):
     with override_settings(
         AWS_ACCESS_KEY_ID=None,
         AWS_SECRET_ACCESS_KEY=None,
-        DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{unused_port()}",
+        DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
     ):
         yield
 
@@ -184,7 +184,7 @@ def test_missing_credentials_are_one_line_error(no_credentials, capsys):
 
 
 def test_an_unreachable_endpoint_is_one_line_error_naming_it(capsys):
-    url = f"http://127.0.0.1:{unused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with override_settings(
         DYNAMODB_ENDPOINT_URL=url, DYNAMODB_CONNECT_TIMEOUT=0.5, DYNAMODB_READ_TIMEOUT=0.5
     ):

@@ -87,22 +87,7 @@ def parse_connection_request(
         HandshakeError: with close code 4400 for a malformed query, 4403 for a
             connection_type that is valid but not allowed here.
     """
-    if len(query_string) > MAX_QUERY_STRING_BYTES:
-        raise HandshakeError(
-            "query_too_long", f"query string is longer than {MAX_QUERY_STRING_BYTES} bytes"
-        )
-    try:
-        pairs = parse_qsl(
-            query_string.decode("ascii"),
-            keep_blank_values=True,
-            strict_parsing=False,
-            errors="strict",
-            max_num_fields=None,
-        )
-    except UnicodeDecodeError:
-        raise HandshakeError(
-            "invalid_encoding", "query string must be ASCII with UTF-8 percent-encoding"
-        ) from None
+    pairs = _query_pairs(query_string)
 
     values: dict[str, list[str]] = {name: [] for name in PARAMETERS}
     for name, value in pairs:
@@ -158,7 +143,7 @@ def token_from_query(query_string: bytes) -> str | None:
 
 
 def _query_pairs(query_string: bytes) -> list[tuple[str, str]]:
-    """Decode the query string exactly as `parse_connection_request` does."""
+    """The query string's name-value pairs: ASCII, percent-decoded as UTF-8, bounded."""
     if len(query_string) > MAX_QUERY_STRING_BYTES:
         raise HandshakeError(
             "query_too_long", f"query string is longer than {MAX_QUERY_STRING_BYTES} bytes"

@@ -364,7 +364,9 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
     async def _refuse(self, code: str, detail: str, close_code: int) -> None:
         self._closing = code
         await self._send("error", protocol.error(code, detail))
-        await self.close(close_code)
+        # The code in the close frame's reason too: a browser's close event says why without
+        # the error frame (refusal codes are far below the 123 bytes a reason may hold).
+        await self.close(close_code, reason=code)
 
     async def _close_quietly(self, close_code: int) -> None:
         self._closing = ""

@@ -608,7 +608,7 @@ def test_any_frames_get_one_documented_answer_each(registry, settings, sent, max
             assert stored(registry).keys() == {connection_id}
             if close_code is not None:
                 closed = await client.receive_output(timeout=5)
-                assert closed == {"type": "websocket.close", "code": close_code}
+                assert closed == {"type": "websocket.close", "code": close_code, "reason": kind}
                 break
             assert await client.receive_nothing(timeout=0)
         await client.disconnect()  # raises whatever the consumer raised

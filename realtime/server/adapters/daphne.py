@@ -1,11 +1,13 @@
 """Changes to daphne 4.2, applied under daphne only: two fixes that this server's contract
 depends on, and a smaller queue per WebSocket connection.
 
-1. Close codes. Daphne closes through autobahn's public `sendClose`, which admits only 1000 and
+1. Closes. Daphne closes through autobahn's public `sendClose`, which admits only 1000 and
    3000-4999 (the browser API's rule for clients) and turns 1001, 1008, 1009 or 1013 into an
    exception and a 1011 (django/daphne#374). RFC 6455 lets a server send the registered codes,
    so for those we call autobahn's frame-level `sendCloseFrame`, which is what `sendClose`
-   does after its check.
+   does after its check. The close's reason reaches the frame (daphne drops it), a client's
+   close reason is echoed back, and a closing handshake the client completed ends the TCP
+   connection with a FIN, not autobahn's reset: browsers see a clean close.
 
 2. Shutdown. On SIGTERM daphne cancels every application and waits for them, but its loop
    reads `details["application_instance"]` for every entry, and the HTTP protocol of a
@@ -40,14 +42,44 @@ logger = logging.getLogger("daphne.server")
 
 # Registered codes that an endpoint may send in a close frame (1004-1006 and 1015 may not).
 _SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code
 
 
-def _server_close(self, code=None):
+def _server_close(self, code=None, reason=None):
     code = 1000 if code is None else code
     if code in _SENDABLE:
-        self.sendCloseFrame(code=code, isReply=False)
+        reason_utf8 = reason.encode("utf-8")[:_REASON_BYTES] if reason else None
+        self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
     else:
-        self.sendClose(code=code)  # 3000-4999 pass; anything else fails as before
+        self.sendClose(code=code, reason=reason)  # 3000-4999 pass; anything else fails as before
+
+
+def _reply_handler(handle_reply):
+    """daphne's handle_reply, passing a close's reason on (daphne 4.2 drops it)."""
+
+    def handle(self, message):
+        if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
+            self.serverClose(code=message.get("code"), reason=message.get("reason"))
+            return
+        handle_reply(self, message)
+
+    return handle
+
+
+def _connection_closer(close_connection):
+    """autobahn's _closeConnection, ending a cleanly closed connection with a FIN.
+
+    Once the client has answered the server's close frame, autobahn's server drops the TCP
+    connection with a reset (abort). Browsers report a reset as an unclean close (`wasClean`
+    false) and reconnect as after a network failure, even after a refusal that says not to.
+    RFC 6455 (7.1.1) has the server close TCP first, normally: after a completed closing
+    handshake, it does. A connection failed for any other reason is still aborted.
+    """
+
+    def close(self, abort=False):
+        close_connection(self, abort and not self.wasClean)
+
+    return close
 
 
 def _kill_all_applications(self):
@@ -101,6 +133,8 @@ def apply() -> None:
     from realtime.server.adapters import daphne_bounds  # imports Twisted's reactor: daphne's
 
     WebSocketProtocol.serverClose = _server_close
+    WebSocketProtocol.handle_reply = _reply_handler(WebSocketProtocol.handle_reply)
+    WebSocketProtocol._closeConnection = _connection_closer(WebSocketProtocol._closeConnection)
     Server.kill_all_applications = _kill_all_applications
     Server.create_application = _create_application
     daphne_bounds.apply()

@@ -70,6 +70,8 @@ def _patch_websocket(protocol_class, factory_class) -> None:
             maxFramePayloadSize=0,
             failByDrop=False,  # fail with a closing handshake: the client learns the code
             openHandshakeTimeout=handshake,
+            # Echo a client's close code and reason, as RFC 6455 suggests and uvicorn does.
+            echoCloseCodeReason=True,
         )
         set_options(self, **options)
 

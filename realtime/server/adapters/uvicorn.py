@@ -13,6 +13,8 @@ uvicorn 0.54's `WebSocketsSansIOProtocol`:
 - the handshake's response, with its headers, is let go once it is sent;
 - a message is bounded by WS_MAX_MESSAGE_BYTES as websockets parses it (compressed or not:
   websockets bounds the inflated size), and the client gets an `error` frame and 1009;
+- a connection websockets fails (a bound, a protocol error) ends with its close frame and a
+  FIN, and the client's remaining data is read, not reset: browsers see a clean close;
 - ping and pong frames spend from a control budget (sustained over it: 1008 `rate_limited`);
 - a send never waits for a slow client: unsent data past WS_MAX_UNSENT_BYTES closes the
   connection (1008 `slow_consumer`) instead, so that one slow reader cannot hold up a
@@ -48,9 +50,9 @@ __all__ = ["PAUSE_AT", "HttpProtocol", "WebSocketProtocol"]
 # Messages waiting for the application before the socket stops being read. A consumer reads
 # one message at a time, so this bounds what a client can make the server hold for it.
 PAUSE_AT = 16
-# The close handshake's grace for a refused client, then the socket is dropped (and with it
-# whatever the client did not read).
-_REFUSED_CLOSE_SECONDS = 1.0
+# The close handshake's grace for a connection ended for a bound or a protocol error, then the
+# socket is dropped (and with it whatever the client did not read).
+_FAILED_CLOSE_GRACE_SECONDS = 1.0
 
 _redactor = TokenRedactor()
 
@@ -118,7 +120,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.write(b"".join(self.conn.data_to_send()))
             self.transport.close()
         elif self.conn.refusal is not None and not self.close_sent:
-            self._close_refused()
+            self._end_failed()
 
     def send_receive_event_to_app(self) -> None:
         # uvicorn pauses reading after every message it queues; this lets `PAUSE_AT` queue.
@@ -147,36 +149,38 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             and self.transport.get_write_buffer_size() > bounds.max_unsent_bytes()
         ):
             self.conn.refuse("slow_consumer")
-            self._close_refused()
+            self._end_failed()
 
     def handle_parser_exception(self) -> None:
-        # uvicorn's, with the refusal in the application's disconnect event.
-        close = self.conn.close_sent
-        message = {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
-        if self.conn.refusal is not None:
-            message["refusal"] = self.conn.refusal
-        self.queue.put_nowait(message)
-        self.transport.write(b"".join(self.conn.data_to_send()))
-        self.close_sent = True
-        self.transport.close()
+        # uvicorn's closes the socket at once: if the client is still sending (the rest of a
+        # message too big, its close frame), the kernel resets the connection and browsers
+        # report an unclean close.
+        self._end_failed()
 
-    def _close_refused(self) -> None:
-        """Send the refusal's frames, tell the application, drop the socket after a grace."""
+    def _end_failed(self) -> None:
+        """End a connection websockets failed (a bound broken, a protocol error).
+
+        The application is told (with the refusal, if any), the close frame goes out followed
+        by a FIN, as RFC 6455 has a server close TCP first: a browser reads both and reports
+        a clean close. What the client still sends is read and dropped until it closes its
+        side; after a grace, the socket is dropped, with whatever the client did not read.
+        """
         close = self.conn.close_sent
-        self.queue.put_nowait(
-            {
-                "type": "websocket.disconnect",
-                "code": close.code,
-                "reason": close.reason,
-                "refusal": self.conn.refusal,
-            }
-        )
+        if not self.close_sent:  # else the application already had its disconnect event
+            message = {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
+            if self.conn.refusal is not None:
+                message["refusal"] = self.conn.refusal
+            self.queue.put_nowait(message)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # after the buffered data, close frame included
         if self.read_paused:
             self.read_paused = False
-            self.transport.resume_reading()  # for the client's close frame
-        self.close_timer = self.loop.call_later(_REFUSED_CLOSE_SECONDS, self.transport.abort)
+            self.transport.resume_reading()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(_FAILED_CLOSE_GRACE_SECONDS, self.transport.abort)
 
 
 class HttpProtocol(H11Protocol):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from realtime.core import close_codes
 
 __all__ = [
+    "CLOSE_REASON_BYTES",
     "DISCONNECT_REASONS",
     "REFUSALS",
     "REJECTION_CODES",
@@ -36,6 +37,9 @@ class Kind(enum.Enum):
     CLOSE = "close"
 
 
+CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is 125 bytes, 2 of them the code
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     code: str
@@ -43,6 +47,12 @@ class Refusal:
     close_code: int | None  # None: an error frame only
     detail: str  # the default text for people; raise sites may say more precisely why
     reason: str = ""  # the disconnect reason, when it closes an open connection
+
+    def __post_init__(self):
+        # The code is the close frame's reason (so that a browser's close event says why),
+        # and RFC 6455 gives a reason 123 bytes.
+        if len(self.code.encode("utf-8")) > CLOSE_REASON_BYTES:
+            raise ValueError(f"refusal code {self.code!r} does not fit a close frame's reason")
 
     @property
     def disconnect_reason(self) -> str:

@@ -48,10 +48,10 @@ def _client_addr(scope) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _client_host(scope) -> str:
-    """The client's address without its port, as `_client_addr` writes it ("[v6]" bracketed):
-    what per-address limits count by."""
-    return _client_addr(scope).rpartition(":")[0]
+def _host(client_addr: str) -> str:
+    """`_client_addr`'s address without its port ("[v6]" stays bracketed): what per-address
+    limits count by."""
+    return client_addr.rpartition(":")[0]
 
 
 class ConnectionConsumer(AsyncWebsocketConsumer):
@@ -124,7 +124,8 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         if rt.is_draining():
             await self._reject(HandshakeError("draining"))
             return
-        address = _client_host(self.scope)
+        client_addr = _client_addr(self.scope)
+        address = _host(client_addr)
         if not rt.addresses.handshake(address, time.monotonic()):
             await self._reject(HandshakeError("too_many_handshakes"))
             return
@@ -155,7 +156,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
             ttl_seconds=settings.CONNECTION_TTL_SECONDS,
             instance_id=rt.instance_id,
             channel_name=await rt.inbox.address(),
-            client_addr=_client_addr(self.scope),
+            client_addr=client_addr,
         )
         # Set and claimed before the write, and the write shielded: if we are cancelled
         # meanwhile, the release path waits for the write to finish, then deletes what it
@@ -365,7 +366,7 @@ class ConnectionConsumer(AsyncWebsocketConsumer):
         self._closing = code
         await self._send("error", protocol.error(code, detail))
         # The code in the close frame's reason too: a browser's close event says why without
-        # the error frame (refusal codes are far below the 123 bytes a reason may hold).
+        # the error frame (the refusal table keeps every code within a reason's 123 bytes).
         await self.close(close_code, reason=code)
 
     async def _close_quietly(self, close_code: int) -> None:
@@ -432,7 +433,7 @@ async def _to_completion(work) -> None:
 def _ended(record: Connection, reason: str, close_code: int | None = None) -> None:
     """Log and count the end of an opened connection; called once per connection."""
     metrics.connection_closed(reason)
-    runtime().addresses.close(record.client_addr.rpartition(":")[0])
+    runtime().addresses.close(_host(record.client_addr))
     logger.info(
         event(
             "connection.closed",

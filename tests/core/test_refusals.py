@@ -3,12 +3,16 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from realtime.core import close_codes
 from realtime.core.refusals import (
+    CLOSE_REASON_BYTES,
     DISCONNECT_REASONS,
     REFUSALS,
     REJECTION_CODES,
     Kind,
+    Refusal,
     refusal,
 )
 
@@ -71,3 +75,10 @@ def test_disconnect_reasons_name_every_refusal_that_ends_an_open_connection():
         DISCONNECT_REASONS
     )
     assert not DISCONNECT_REASONS & {"invalid_json", "not_an_object", "binary_not_supported"}
+
+
+def test_every_code_fits_a_close_frames_reason_and_a_longer_one_is_refused():
+    assert all(len(code.encode("utf-8")) <= CLOSE_REASON_BYTES for code in REFUSALS)
+    Refusal("a" * CLOSE_REASON_BYTES, Kind.CLOSE, 1008, "fits")
+    with pytest.raises(ValueError, match="does not fit a close frame's reason"):
+        Refusal("a" * (CLOSE_REASON_BYTES + 1), Kind.CLOSE, 1008, "one byte over")

@@ -27,7 +27,6 @@ from realtime.core.limits import MessageRate, Verdict
 from realtime.core.refusals import refusal
 
 __all__ = [
-    "close_reason",
     "control_frame_verdict",
     "control_rate",
     "handshake_seconds",
@@ -35,9 +34,6 @@ __all__ = [
     "max_unsent_bytes",
     "refusal_text",
 ]
-
-# A close frame's reason may be 123 bytes: the refusal's code always fits.
-_REASON_BYTES = 123
 
 
 def max_message_bytes() -> int:
@@ -70,7 +66,3 @@ def control_frame_verdict(rate: MessageRate) -> Verdict:
 def refusal_text(code: str) -> str:
     """The `error` frame the client gets before the close, as the application would send it."""
     return protocol.error(code, refusal(code).detail)
-
-
-def close_reason(code: str) -> str:
-    return code[:_REASON_BYTES]

@@ -34,6 +34,7 @@ import logging
 import sys
 from functools import partial
 
+from realtime.core.refusals import CLOSE_REASON_BYTES
 from realtime.server.adapters.receive_queue import ReceiveQueue
 
 __all__ = ["apply"]
@@ -42,13 +43,12 @@ logger = logging.getLogger("daphne.server")
 
 # Registered codes that an endpoint may send in a close frame (1004-1006 and 1015 may not).
 _SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
-_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code
 
 
 def _server_close(self, code=None, reason=None):
     code = 1000 if code is None else code
     if code in _SENDABLE:
-        reason_utf8 = reason.encode("utf-8")[:_REASON_BYTES] if reason else None
+        reason_utf8 = reason.encode("utf-8")[:CLOSE_REASON_BYTES] if reason else None
         self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
     else:
         self.sendClose(code=code, reason=reason)  # 3000-4999 pass; anything else fails as before

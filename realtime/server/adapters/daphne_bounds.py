@@ -27,7 +27,7 @@ from twisted.web import http
 from realtime.core.limits import Verdict
 from realtime.core.refusals import refusal
 from realtime.server.adapters import bounds
-from realtime.server.adapters.bounds import close_reason, control_frame_verdict, refusal_text
+from realtime.server.adapters.bounds import control_frame_verdict, refusal_text
 
 __all__ = ["apply"]
 
@@ -51,7 +51,7 @@ def _refuse(protocol, code: str) -> None:
     protocol.refusal = code
     if code != "slow_consumer" and protocol.state == protocol.STATE_OPEN:
         protocol.sendMessage(refusal_text(code).encode("utf-8"))
-    protocol._fail_connection(refusal(code).close_code, close_reason(code))
+    protocol._fail_connection(refusal(code).close_code, code)  # the code is the reason
 
 
 def _patch_websocket(protocol_class, factory_class) -> None:

@@ -42,7 +42,7 @@ from realtime.core.limits import Verdict
 from realtime.core.logs import TokenRedactor
 from realtime.core.refusals import refusal
 from realtime.server.adapters import bounds
-from realtime.server.adapters.bounds import close_reason, control_frame_verdict, refusal_text
+from realtime.server.adapters.bounds import control_frame_verdict, refusal_text
 from realtime.server.adapters.receive_queue import ReceiveQueue
 
 __all__ = ["PAUSE_AT", "HttpProtocol", "WebSocketProtocol"]
@@ -98,7 +98,7 @@ class BoundedServerProtocol(ServerProtocol):
         self.refusal = code
         if code != "slow_consumer":
             self.send_text(refusal_text(code).encode("utf-8"))
-        super().fail(refusal(code).close_code, close_reason(code))
+        super().fail(refusal(code).close_code, code)  # the code is the reason, as in the consumer
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):

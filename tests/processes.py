@@ -4,6 +4,9 @@ They live in bench/processes.py, which the benchmark shares: the tests may impor
 benchmark, the benchmark never imports the tests (.importlinter).
 """
 
+import subprocess
+import sys
+
 from bench.processes import (
     ROOT,
     UVICORN_WS,
@@ -23,7 +26,21 @@ __all__ = [
     "base_env",
     "daphne_server",
     "free_port",
+    "manage",
     "moto_server",
     "server_env",
     "uvicorn_server",
 ]
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`python manage.py ARGS` in the repository with exactly `env`: its exit code and its
+    output, as text."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

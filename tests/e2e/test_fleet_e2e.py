@@ -8,8 +8,6 @@ the registry must say during the failure and after it, as docs/registry.md's tab
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,7 +17,7 @@ from bench.tcp_proxy import TcpProxy
 from realtime.core.leases import lease_key
 from tests.api_contract import TOKEN, Api
 from tests.e2e.conftest import closed_with, item_ids, receive, wait_until
-from tests.processes import ROOT
+from tests.processes import manage
 
 HEARTBEAT, LEASE = 0.5, 2.5
 FLEET = {
@@ -282,17 +280,12 @@ def test_list_instances_and_purge_refusing_a_live_instance(fleet, moto_url, tabl
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
 
-    def manage(*args):
-        return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-        )
-
-    listing = manage("list_instances", "--json")
+    listing = manage(env, "list_instances", "--json")
     assert listing.returncode == 0, listing.stderr
     (row,) = [json.loads(line) for line in listing.stdout.splitlines()]
     assert (row["instance_id"], row["state"], row["connections"]) == (instance_id, "live", 1)
 
-    refused = manage("purge_connections", "--instance", instance_id)
+    refused = manage(env, "purge_connections", "--instance", instance_id)
     assert refused.returncode == 1
     assert "is live" in refused.stderr and "--force" in refused.stderr
     assert still_open(ws, connection_id)

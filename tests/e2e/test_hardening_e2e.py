@@ -4,8 +4,6 @@ import json
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +14,7 @@ from websockets.sync.client import connect
 
 from tests.api_contract import TOKEN, Api
 from tests.e2e.conftest import item_ids, wait_until
-from tests.processes import ROOT, ServerProcess, base_env, free_port
+from tests.processes import ServerProcess, base_env, free_port, manage
 
 SECRET = "e2e-token-secret-0123456789abcdefghijklmnop"
 
@@ -31,21 +29,13 @@ def refusal(server, query=None, **connect_kwargs) -> tuple[str, int]:
 
 
 def issue_token(tenant="acme", deployment_id="prod-1", connection_type="client", ttl="60"):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "issue_token",
-            f"--tenant={tenant}",
-            f"--deployment-id={deployment_id}",
-            f"--connection-type={connection_type}",
-            f"--ttl={ttl}",
-        ],
-        cwd=ROOT,
-        env=base_env(DEBUG="true", WS_TOKEN_SECRET=SECRET),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = manage(
+        base_env(DEBUG="true", WS_TOKEN_SECRET=SECRET),
+        "issue_token",
+        f"--tenant={tenant}",
+        f"--deployment-id={deployment_id}",
+        f"--connection-type={connection_type}",
+        f"--ttl={ttl}",
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

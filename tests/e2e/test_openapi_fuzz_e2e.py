@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, server_env
+from tests.processes import ROOT, manage, server_env
 
 CONFIG = Path(__file__).with_name("schemathesis") / "schemathesis.toml"
 TOKEN = "fuzz-api-token-0123456789abcdef"
@@ -23,14 +23,7 @@ def server(start_server, moto_url, table_name, tmp_path):
     # A migrated database: requests that carry a session cookie look the session up.
     database = f"sqlite:///{tmp_path / 'fuzz.sqlite3'}"
     env = server_env(moto_url, table_name, DATABASE_URL=database)
-    migrated = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    migrated = manage(env, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     return start_server(API_TOKENS=TOKEN, WS_TOKEN_SECRET=SECRET, DATABASE_URL=database)
 

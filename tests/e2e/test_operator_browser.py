@@ -6,15 +6,13 @@ kept as artifacts/operator-connections.png (git-ignored).
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import Server, item_ids, wait_until
-from tests.processes import ROOT, daphne_server, server_env
+from tests.processes import ROOT, daphne_server, manage, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +29,8 @@ CHROMIUM_ARGS = [
 USERNAME, PASSWORD = "operator", "operator-password-3141"
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def manage_ok(env: dict[str, str], *args: str) -> None:
+    result = manage(env, *args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -50,8 +41,8 @@ def server(moto_url, table_name, registry, tmp_path):
     env = server_env(
         moto_url, table_name, DATABASE_URL=f"sqlite:///{tmp_path / 'operators.sqlite3'}"
     )
-    manage(env, "migrate", "--noinput")
-    manage(
+    manage_ok(env, "migrate", "--noinput")
+    manage_ok(
         {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
         "createsuperuser",
         "--noinput",

@@ -4,11 +4,11 @@ is one warning line, and answers never show internal addresses."""
 import logging
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from django.test import Client
+
+from tests.processes import manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,14 +30,7 @@ def test_check_deploy_passes_with_the_readmes_production_settings():
         "ENV_FILE": os.devnull,
         "DJANGO_SETTINGS_MODULE": "project.settings",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -50,14 +43,7 @@ def test_without_them_check_deploy_warns():
         "DEBUG": "false",
         "SECRET_KEY": readme_production_settings()["SECRET_KEY"],
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stderr

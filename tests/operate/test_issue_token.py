@@ -3,10 +3,7 @@
 import io
 import logging
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import jwt
 import pytest
@@ -15,6 +12,7 @@ from django.core.management.base import CommandError
 
 from realtime.core.handshake import ConnectionRequest
 from realtime.core.tokens import verify_token
+from tests.processes import manage
 
 SECRET = "command-test-secret-0123456789abcdef"
 ARGS = ["--tenant", "acme", "--deployment-id", "prod-1", "--connection-type", "client"]
@@ -123,37 +121,20 @@ def test_every_value_is_required(missing):
 
 
 def test_token_can_be_captured_from_a_shell():
-    root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "WS_TOKEN_SECRET": SECRET,
         "WS_TOKEN_MAX_TTL_SECONDS": "600",
     }
-    done = subprocess.run(
-        [sys.executable, "manage.py", "issue_token", *ARGS, "--ttl", "60"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = manage(env, "issue_token", *ARGS, "--ttl", "60")
     assert (done.returncode, done.stderr) == (0, "")
     token = done.stdout.removesuffix("\n")
     assert done.stdout.count("\n") == 1
     verify_token(token, REQUEST, secret=SECRET, now=time.time())
     assert lifetime(token) == 60
 
-    refused = subprocess.run(
-        [sys.executable, "manage.py", "issue_token", *ARGS, "--ttl", "601"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = manage(env, "issue_token", *ARGS, "--ttl", "601")
     assert refused.returncode == 1
     assert refused.stdout == ""
     assert refused.stderr == (

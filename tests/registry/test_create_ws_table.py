@@ -1,8 +1,6 @@
 """`python manage.py create_ws_table`: output, idempotency, options and one-line errors."""
 
 import io
-import subprocess
-import sys
 import time
 
 import boto3
@@ -13,7 +11,7 @@ from django.test import override_settings
 
 from realtime.management.commands.create_ws_table import Command
 from tests.conftest import EXPECTED_INDEXES
-from tests.processes import ROOT, base_env, moto_server
+from tests.processes import base_env, manage, moto_server
 from tests.registry.store import free_port
 
 TABLE = "tests_connections"  # DYNAMODB_TABLE_NAME in tests/settings.py
@@ -213,18 +211,15 @@ def test_manage_py_creates_the_table_on_a_real_endpoint():
     server = moto_server().start()
     try:
         url = f"http://127.0.0.1:{server.port}"
-        result = subprocess.run(
-            [sys.executable, "manage.py", "create_ws_table", "--wait"],
-            cwd=ROOT,
-            env=base_env(
+        result = manage(
+            base_env(
                 SECRET_KEY="cli-tests-secret-key-0123456789abcdef",
                 DATABASE_URL="sqlite://:memory:",
                 DYNAMODB_ENDPOINT_URL=url,
                 DYNAMODB_TABLE_NAME="cli_connections",
             ),
-            capture_output=True,
-            text=True,
-            timeout=60,
+            "create_ws_table",
+            "--wait",
         )
 
         assert (result.returncode, result.stderr) == (0, "")
